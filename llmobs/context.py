@@ -1,0 +1,162 @@
+"""Trace and span context: the span records, the contextvar that nests them, ids and clocks.
+
+Ids are random integers on the hot path and become hex strings on the writer thread. Each span keeps
+its monotonic start (``perf_counter_ns``); the writer turns it into wall-clock time with a refreshed offset.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import random
+import time
+from typing import Any
+
+_getrandbits = random.getrandbits
+_time_ns = time.time_ns
+_perf_ns = time.perf_counter_ns
+
+SPAN_FIELDS = frozenset({
+    "name", "input", "output", "metadata", "model_name", "provider", "prompt_tokens", "completion_tokens",
+    "total_tokens", "cost_usd", "time_to_first_token_ms", "status", "error_type", "error_message", "kind",
+})
+TRACE_FIELDS = frozenset({"name", "user_id", "session_id", "tags", "metadata", "input", "output"})
+
+
+_TRACE_DEFAULTS: dict[str, Any] = {"name": None, "user_id": None, "session_id": None, "tags": None,
+                                   "metadata": None, "input": None, "output": None}
+
+
+class TraceState:
+    """What is known about one call tree while it runs: sampling decision and trace-level attributes."""
+
+    # Defaults live on the class (see below); an instance stores only what was set, so creating one is cheap.
+
+    def __init__(self, trace_id: int, sampled: bool) -> None:
+        self.trace_id = trace_id
+        self.sampled = sampled
+
+    @property
+    def id(self) -> str:
+        """The trace id as 32 hex characters."""
+        return format_trace_id(self.trace_id)
+
+
+_SPAN_DEFAULTS: dict[str, Any] = {
+    "parent_id": None, "perf_end": 0, "status": "ok", "error_type": None, "error_message": None,
+    "error_traceback": None, "input": None, "output": None, "metadata": None, "model_name": None, "provider": None,
+    "prompt_tokens": None, "completion_tokens": None, "total_tokens": None, "cost_usd": None,
+    "time_to_first_token_ms": None, "ended": False, "is_root": False,
+}
+
+
+class SpanRecord:
+    """One span as captured. Defaults live on the class, so creating one sets only six attributes."""
+
+    def __init__(self, name: str, kind: str, trace: TraceState, parent_id: int | None, source: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.trace = trace
+        self.span_id = _getrandbits(64) or 1
+        self.parent_id = parent_id
+        self.source = source
+        self.perf_start = _perf_ns()
+
+    @property
+    def id(self) -> str:
+        """The span id as 16 hex characters."""
+        return format_span_id(self.span_id)
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id as 32 hex characters."""
+        return format_trace_id(self.trace.trace_id)
+
+    @property
+    def duration_ms(self) -> float | None:
+        """Elapsed milliseconds, once ended."""
+        return (self.perf_end - self.perf_start) / 1e6 if self.ended else None
+
+    @property
+    def start_ns(self) -> int:
+        """Wall-clock start in epoch nanoseconds, derived from the monotonic start."""
+        return perf_to_wall_ns(self.perf_start)
+
+    def start_datetime(self) -> dt.datetime:
+        """Wall-clock start as an aware UTC datetime."""
+        return ns_to_datetime(self.start_ns)
+
+    def __repr__(self) -> str:
+        return f"SpanRecord({self.name!r}, kind={self.kind!r}, id={self.id}, status={self.status!r})"
+
+
+for _key, _value in _TRACE_DEFAULTS.items():
+    setattr(TraceState, _key, _value)
+for _key, _value in _SPAN_DEFAULTS.items():
+    setattr(SpanRecord, _key, _value)
+
+
+class NoopTrace(TraceState):
+    """The trace of an unsampled or disabled call tree; nothing under it is recorded."""
+
+
+UNSAMPLED = NoopTrace(0, False)
+
+current_span: contextvars.ContextVar[SpanRecord | None] = contextvars.ContextVar("llmobs_current_span", default=None)
+
+
+def new_trace_id() -> int:
+    """A random 128-bit trace id."""
+    return _getrandbits(128) or 1
+
+
+def format_span_id(value: int) -> str:
+    """16 lowercase hex digits."""
+    return f"{value:016x}"
+
+
+def format_trace_id(value: int) -> str:
+    """32 lowercase hex digits."""
+    return f"{value:032x}"
+
+
+def parse_id(value: str | int, bits: int) -> int:
+    """Accept an id given as hex text (as stored) or as an int; raise ValueError otherwise."""
+    if isinstance(value, int):
+        return value
+    number = int(value, 16)
+    if number <= 0 or number.bit_length() > bits:
+        raise ValueError(f"id {value!r} is not a {bits}-bit hex id")
+    return number
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def ns_to_datetime(ns: int) -> dt.datetime:
+    """Epoch nanoseconds to an aware UTC datetime (microsecond precision)."""
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+_clock_offset_ns = _time_ns() - _perf_ns()
+
+
+def refresh_clock_offset() -> None:
+    """Re-read the wall-minus-monotonic offset (the writer calls this per batch, so clock steps are followed)."""
+    global _clock_offset_ns
+    _clock_offset_ns = _time_ns() - _perf_ns()
+
+
+def perf_to_wall_ns(perf: int) -> int:
+    """Convert a ``perf_counter_ns`` reading into epoch nanoseconds."""
+    return perf + _clock_offset_ns
+
+
+def now_ns() -> int:
+    """Wall clock in epoch nanoseconds."""
+    return _time_ns()
+
+
+def perf_ns() -> int:
+    """Monotonic clock in nanoseconds, for durations."""
+    return _perf_ns()

@@ -1,0 +1,418 @@
+"""Finished spans -> bounded queue -> writer thread -> processors (mask, price, ...) -> exporters (SQL by default).
+
+The caller pays for one deque append. The writer thread drains in batches, runs the processors, and hands the
+batch to each exporter behind a retry wrapper that keeps the batch through a database outage. Past
+``queue_size`` the oldest spans are dropped, counted and reported; memory never grows without bound.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Protocol, Sequence
+
+from sqlalchemy import and_, case, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from llmobs._state import rt, settings
+from llmobs.context import SpanRecord
+from llmobs.store.db import ensure_schema, forget_engines_after_fork, get_engine
+from llmobs.store.models import Span, Trace
+from llmobs.store.rows import trace_rows, span_row
+
+log = logging.getLogger("llmobs")
+Processor = Callable[[SpanRecord], "SpanRecord | None"]
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, ConnectionError, TimeoutError)
+
+
+class Exporter(Protocol):
+    """Where processed batches go; ``export`` raises on failure so the retry wrapper can try again."""
+
+    def export(self, batch: Sequence[SpanRecord]) -> None:
+        """Persist one batch (all or nothing)."""
+
+    def shutdown(self) -> None:
+        """Release resources."""
+
+
+class SQLExporter:
+    """Bulk-inserts spans and upserts trace totals into the configured database in one transaction."""
+
+    def __init__(self, database_url: str | None = None) -> None:
+        self.database_url = database_url
+
+    def engine(self) -> Engine:
+        """The engine for the explicit URL or, when none was given, for the currently configured one."""
+        return get_engine(self.database_url)
+
+    def export(self, batch: Sequence[SpanRecord]) -> None:
+        """Insert the batch's span rows (ignoring ids already stored) and add its totals to the trace rows."""
+        max_chars, redact_on = rt.max_field_chars, rt.redact_secrets
+        spans = [span_row(r, max_chars, redact_on) for r in batch]
+        traces = trace_rows(batch, spans, max_chars, redact_on)
+        engine = self.engine()
+        ensure_schema(engine)
+        with engine.begin() as conn:
+            conn.execute(_insert_ignore(engine, Span.__table__), spans)
+            conn.execute(_trace_upsert(engine), traces)
+
+    def shutdown(self) -> None:
+        """Nothing to release: engines are shared and disposed at process exit."""
+
+
+class InMemoryExporter:
+    """Keeps span rows in a list: for tests, benchmarks and users who want to inspect spans without a database."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.trace_rows: list[dict[str, Any]] = []
+
+    def export(self, batch: Sequence[SpanRecord]) -> None:
+        """Convert and keep the batch."""
+        spans = [span_row(r, rt.max_field_chars, rt.redact_secrets) for r in batch]
+        self.rows.extend(spans)
+        self.trace_rows.extend(trace_rows(batch, spans, rt.max_field_chars, rt.redact_secrets))
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+def _insert_ignore(engine: Engine, table: Any) -> Any:
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=["id"])
+
+
+_UPSERT_CACHE: dict[str, Any] = {}
+
+
+def _trace_upsert(engine: Engine) -> Any:
+    """INSERT ... ON CONFLICT(id) DO UPDATE adding totals and keeping attributes already known."""
+    name = engine.dialect.name
+    if name in _UPSERT_CACHE:
+        return _UPSERT_CACHE[name]
+    dialect = postgresql if name == "postgresql" else sqlite
+    table = Trace.__table__
+    stmt = dialect.insert(table)
+    excluded = stmt.excluded
+    updates: dict[str, Any] = {}
+    for col in table.columns:
+        if col.name == "id":
+            continue
+        if col.name in ("span_count", "error_count", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"):
+            old, new = table.c[col.name], excluded[col.name]
+            updates[col.name] = case((and_(old.is_(None), new.is_(None)), None),
+                                     else_=func.coalesce(old, 0) + func.coalesce(new, 0))
+        else:
+            updates[col.name] = func.coalesce(excluded[col.name], table.c[col.name])
+    upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=updates)
+    _UPSERT_CACHE[name] = upsert
+    return upsert
+
+
+class RetryingExporter:
+    """Retries a failing exporter with capped exponential backoff while the failure is transient.
+
+    Transient errors (connection refused, database locked) are retried until ``give_up()`` says stop, so a batch
+    survives an outage. Other database errors are retried a few times, then the batch is written row by row so one
+    bad row cannot block the rest; rows that still fail are dropped, logged and counted.
+    """
+
+    def __init__(self, inner: Exporter, give_up: Callable[[], bool], base_delay: float = 0.05,
+                 max_delay: float = 2.0) -> None:
+        self.inner = inner
+        self.give_up = give_up
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.failures = 0
+        self.rejected = 0
+        self.lost = 0
+
+    def export(self, batch: Sequence[SpanRecord]) -> None:
+        """Export ``batch``, waiting through transient failures; never raises."""
+        delay = self.base_delay
+        attempts = 0
+        while True:
+            try:
+                self.inner.export(batch)
+                if self.failures:
+                    log.warning("llmobs: database reachable again after %d failed attempts", self.failures)
+                    self.failures = 0
+                return
+            except TRANSIENT_ERRORS as exc:
+                self.failures += 1
+                if self.failures == 1 or self.failures % 50 == 0:
+                    log.warning("llmobs: cannot write %d spans yet (%s: %s); holding them and retrying",
+                                len(batch), type(exc).__name__, str(exc).splitlines()[0][:200])
+            except Exception as exc:  # noqa: BLE001 - a non-transient error: retry a little, then isolate rows
+                attempts += 1
+                if attempts >= 3:
+                    self._export_one_by_one(batch, exc)
+                    return
+            if self.give_up():
+                self.lost += len(batch)
+                log.error("llmobs: gave up writing %d spans at shutdown: the database stayed unreachable", len(batch))
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, self.max_delay)
+
+    def _export_one_by_one(self, batch: Sequence[SpanRecord], first: Exception) -> None:
+        log.warning("llmobs: batch of %d spans failed (%s); writing rows one by one", len(batch), first)
+        for record in batch:
+            try:
+                self.inner.export([record])
+            except Exception as exc:  # noqa: BLE001
+                if isinstance(exc, TRANSIENT_ERRORS) and not self.give_up():
+                    self.export([record])
+                    continue
+                self.rejected += 1
+                log.error("llmobs: span %r rejected by the exporter and dropped: %s", record.name,
+                          str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+
+    def shutdown(self) -> None:
+        """Shut the inner exporter down."""
+        self.inner.shutdown()
+
+
+class Pipeline:
+    """The bounded queue and the writer thread that drains it."""
+
+    def __init__(self) -> None:
+        self.queue: deque[SpanRecord] = deque()
+        self.thread: threading.Thread | None = None
+        self.wake = threading.Event()
+        self.idle = threading.Condition()
+        self.busy = False
+        self.stopping = False
+        self.stop_deadline: float | None = None
+        self.dropped = 0
+        self.dropped_reported = 0
+        self.written = 0
+        self.maxlen = 100_000
+        self.wake_at = 1000
+        self.processors: list[Processor] = []
+        self.exporters: list[RetryingExporter] = []
+        self._drop_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self.pid = os.getpid()
+
+    # --- caller side -------------------------------------------------------------------------------------------
+    def submit(self, record: SpanRecord) -> None:
+        """Queue a finished span; drops (and counts) the oldest when the queue is full. Never blocks on I/O."""
+        if self.thread is None:
+            self.start()
+        queue = self.queue
+        if len(queue) >= self.maxlen:
+            self._drop_oldest()
+        queue.append(record)
+        if len(queue) >= self.wake_at:
+            self.wake.set()
+
+    def _drop_oldest(self) -> None:
+        with self._drop_lock:
+            while len(self.queue) >= self.maxlen:
+                try:
+                    self.queue.popleft()
+                except IndexError:
+                    return
+                self.dropped += 1
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the writer thread (once per process)."""
+        with self._start_lock:
+            if self.thread is not None:
+                return
+            conf = settings()
+            self.maxlen = conf.queue_size
+            self.wake_at = max(1, min(conf.batch_size, conf.queue_size // 2 or 1))
+            if not self.exporters:
+                self.exporters = [RetryingExporter(SQLExporter(), self._should_give_up)]
+            thread = threading.Thread(target=self._run, name="llmobs-writer", daemon=True)
+            self.stopping = False
+            self.thread = thread
+            thread.start()
+            install_sigterm_handler()
+
+    def set_exporters(self, exporters: Sequence[Exporter]) -> None:
+        """Replace the exporters (each wrapped for retries)."""
+        self.exporters = [RetryingExporter(e, self._should_give_up) for e in exporters]
+
+    def _should_give_up(self) -> bool:
+        return self.stopping and self.stop_deadline is not None and time.monotonic() >= self.stop_deadline
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every span queued so far is written (or ``timeout`` seconds pass); True when all were."""
+        if self.thread is None or not self.thread.is_alive():
+            return not self.queue
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.wake.set()
+        with self.idle:
+            while self.queue or self.busy:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self.wake.set()
+                self.idle.wait(0.05 if remaining is None else min(0.05, remaining))
+        self._report_drops()
+        return True
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush, then stop the writer; spans still unwritable after ``timeout`` are reported lost."""
+        if timeout is None:
+            timeout = settings().shutdown_timeout_seconds
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + timeout
+        done = self.flush(timeout)
+        thread = self.thread
+        self.wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, self.stop_deadline - time.monotonic()) + 0.5)
+        self.thread = None
+        for exporter in self.exporters:
+            exporter.shutdown()
+        if self.queue:
+            log.error("llmobs: %d spans were still queued at shutdown and are lost", len(self.queue))
+        self._report_drops()
+        return done
+
+    def stats(self) -> dict[str, int]:
+        """Counters: queued, written, dropped (queue full), rejected (bad rows), lost (unwritable at shutdown)."""
+        return {"queued": len(self.queue), "written": self.written, "dropped": self.dropped,
+                "rejected": sum(e.rejected for e in self.exporters), "lost": sum(e.lost for e in self.exporters)}
+
+    def _report_drops(self) -> None:
+        if self.dropped > self.dropped_reported:
+            log.warning("llmobs: queue full (queue_size=%d): dropped %d spans so far (the oldest first)",
+                        self.maxlen, self.dropped)
+            self.dropped_reported = self.dropped
+
+    # --- writer side -------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        interval = settings().flush_interval_seconds
+        batch_size = settings().batch_size
+        while True:
+            self.wake.wait(interval)
+            self.wake.clear()
+            try:
+                self._drain(batch_size)
+            except Exception:  # noqa: BLE001 - the writer must survive anything
+                log.exception("llmobs: writer error")
+            if self.dropped > self.dropped_reported:
+                self._report_drops()
+            if self.stopping and not self.queue:
+                with self.idle:
+                    self.idle.notify_all()
+                return
+
+    def _drain(self, batch_size: int) -> None:
+        queue = self.queue
+        while True:
+            with self.idle:
+                self.busy = True
+            try:
+                batch: list[SpanRecord] = []
+                popleft = queue.popleft
+                try:
+                    for _ in range(batch_size):
+                        batch.append(popleft())
+                except IndexError:
+                    pass
+                if not batch:
+                    return
+                processed = self._process(batch)
+                for exporter in self.exporters:
+                    exporter.export(processed)
+                self.written += len(batch)
+            finally:
+                with self.idle:
+                    self.busy = False
+                    self.idle.notify_all()
+
+    def _process(self, batch: list[SpanRecord]) -> list[SpanRecord]:
+        if not self.processors:
+            return batch
+        out: list[SpanRecord] = []
+        for record in batch:
+            current: SpanRecord | None = record
+            for processor in self.processors:
+                try:
+                    current = processor(current)
+                except Exception:  # noqa: BLE001 - one failing processor must not lose the span
+                    log.warning("llmobs: processor %r failed on span %r", processor, record.name, exc_info=True)
+                if current is None:
+                    break
+            if current is not None:
+                out.append(current)
+        return out
+
+
+pipeline = Pipeline()
+
+
+def _after_fork_in_child() -> None:
+    """The child starts with an empty queue (the parent writes its own spans) and a fresh writer on first use."""
+    global pipeline
+    old = pipeline
+    fresh = Pipeline()
+    fresh.processors = list(old.processors)
+    fresh.exporters = [RetryingExporter(e.inner, fresh._should_give_up) for e in old.exporters]
+    pipeline = fresh
+    forget_engines_after_fork()
+
+
+def submit(record: SpanRecord) -> None:
+    """Hand a finished span to the pipeline of this process."""
+    pipeline.submit(record)
+
+
+def current_pipeline() -> Pipeline:
+    """The pipeline of this process (a new one after fork)."""
+    return pipeline
+
+
+def _at_exit() -> None:
+    p = pipeline
+    if p.thread is not None and p.pid == os.getpid() or p.queue:
+        try:
+            p.shutdown()
+        except Exception:  # noqa: BLE001
+            log.exception("llmobs: flush at exit failed")
+
+
+_sigterm_installed = False
+
+
+def install_sigterm_handler() -> None:
+    """Flush on SIGTERM, then die by SIGTERM as before; only when no handler is installed and in the main thread."""
+    global _sigterm_installed
+    if _sigterm_installed or not settings().install_signal_handlers:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _sigterm_installed = True
+    except (ValueError, OSError):  # not the main interpreter, or signals unavailable
+        return
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    try:
+        pipeline.shutdown()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)

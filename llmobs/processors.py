@@ -1,0 +1,67 @@
+"""Small callables the writer thread runs on each finished span before it is exported (structlog-style).
+
+A processor takes a ``SpanRecord`` and returns it (changed or not), or None to drop it. Each is testable by
+calling it; a failing processor is logged and skipped by the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from llmobs.context import SpanRecord
+from llmobs.serialize import apply_mask
+
+log = logging.getLogger("llmobs")
+PRICED_KINDS = ("generation", "embedding")
+
+
+def mask_processor(mask: Callable[[Any], Any]) -> Callable[[SpanRecord], SpanRecord]:
+    """Run the user's ``mask`` over input, output and metadata; a failing mask hides the field (fail closed).
+
+    >>> p = mask_processor(lambda v: "***")
+    """
+
+    def process(record: SpanRecord) -> SpanRecord:
+        record.input = apply_mask(mask, record.input)
+        record.output = apply_mask(mask, record.output)
+        if record.metadata is not None:
+            masked = apply_mask(mask, record.metadata)
+            record.metadata = masked if isinstance(masked, dict) else {"masked": masked}
+        return record
+
+    process.__name__ = "mask"
+    return process
+
+
+def price_processor(record: SpanRecord) -> SpanRecord:
+    """Fill ``cost_usd`` of model calls from tokens and the price table when the caller did not set it.
+
+    Unknown models keep a NULL cost and say why in ``metadata.cost_note``.
+    """
+    if record.cost_usd is not None or record.kind not in PRICED_KINDS or not record.model_name:
+        return record
+    if record.prompt_tokens is None and record.completion_tokens is None:
+        return record
+    try:
+        from llmobs.pricing import compute_cost
+    except ImportError:  # pricing extra not installed
+        return record
+    details = (record.metadata or {}).get("usage_details") or {}
+    result = compute_cost(record.model_name, _as_int(record.prompt_tokens), _as_int(record.completion_tokens),
+                          cached_tokens=_as_int(details.get("cached_tokens")), provider=record.provider)
+    if result.cost_usd is not None:
+        record.cost_usd = result.cost_usd
+    if result.note:
+        record.metadata = {**(record.metadata or {}), "cost_note": result.note}
+    return record
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+DEFAULT_PROCESSORS: tuple[Callable[[SpanRecord], SpanRecord | None], ...] = (price_processor,)

@@ -1,0 +1,125 @@
+"""Engine and schema set-up for SQLite (WAL, busy timeout) and PostgreSQL, shared by the writer and every reader."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlmodel import Session, SQLModel, create_engine
+
+log = logging.getLogger("llmobs")
+SQLITE_BUSY_TIMEOUT_MS = 5000
+_engines: dict[str, Engine] = {}
+_schema_ready: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cur.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``: SQLite gets WAL, a busy timeout and its folder created; PostgreSQL a pre-ping pool.
+
+    >>> make_engine("sqlite:///:memory:").dialect.name
+    'sqlite'
+    """
+    parsed = make_url(url)
+    options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        options["pool_pre_ping"] = True
+    options.update(kwargs)
+    engine = create_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The shared engine for ``url`` (default: the configured ``database_url``), created once per process."""
+    if url is None:
+        from llmobs._state import settings
+
+        url = settings().database_url
+    key = f"{os.getpid()}:{url}"
+    engine = _engines.get(key)
+    if engine is None:
+        with _lock:
+            engine = _engines.get(key)
+            if engine is None:
+                engine = make_engine(url)
+                _engines[key] = engine
+    return engine
+
+
+def ensure_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create the llmobs tables if missing; tolerant of several processes racing to create them."""
+    if engine in _schema_ready:
+        return
+    import llmobs.store.models  # noqa: F401  (registers the tables)
+
+    for attempt in range(attempts):
+        try:
+            SQLModel.metadata.create_all(engine)
+            _schema_ready.add(engine)
+            return
+        except (OperationalError, ProgrammingError, DBAPIError) as exc:
+            if attempt == attempts - 1:
+                raise
+            log.debug("llmobs: schema creation raced or failed (%s); retrying", type(exc).__name__)
+            time.sleep(0.05 * (attempt + 1))
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A SQLModel session on the (configured) engine with the schema in place; commits on success.
+
+    >>> with session_scope(make_engine("sqlite:///:memory:")) as s:
+    ...     s.exec(__import__("sqlmodel").select(__import__("llmobs").store.Span)).all()
+    []
+    """
+    engine = engine or get_engine()
+    ensure_schema(engine)
+    with Session(engine) as session:
+        yield session
+        session.commit()
+
+
+def dispose_engine(url: str) -> None:
+    """Close and forget this process's shared engine for ``url`` (tests and ``configure`` use it)."""
+    engine = _engines.pop(f"{os.getpid()}:{url}", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def forget_engines_after_fork() -> None:
+    """Drop pooled connections inherited from the parent without closing them (they belong to the parent)."""
+    for engine in list(_engines.values()):
+        engine.dispose(close=False)
+    _engines.clear()
+    _schema_ready.clear()

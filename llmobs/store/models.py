@@ -1,0 +1,108 @@
+"""SQLModel tables: the data contract every part of llmobs reads and writes.
+
+``spans`` holds one row per observed unit (an LLM call is a ``generation`` span with model, tokens and cost);
+``traces`` one row per call tree with its totals. Times are timezone-aware UTC on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+UTC = dt.timezone.utc
+SPAN_KINDS = ("span", "generation", "chain", "tool", "retriever", "embedding", "agent", "evaluator")
+STATUSES = ("ok", "error")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A datetime stored as UTC and always read back timezone-aware, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Normalise to UTC; naive values are taken as UTC. SQLite stores the naive UTC wall time."""
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _col(type_: Any, *, index: bool = False, name: str | None = None) -> Any:
+    """A nullable column, optionally indexed (SQLModel needs a fresh Column per field)."""
+    if name is None:
+        return Field(default=None, sa_column=Column(type_, index=index, nullable=True))
+    return Field(default=None, sa_column=Column(name, type_, index=index, nullable=True))
+
+
+class Trace(SQLModel, table=True):
+    """One call tree: who, when, how long, and the totals over its spans."""
+
+    __tablename__ = "traces"
+    __table_args__ = (Index("ix_traces_start_time", "start_time"),
+                      Index("ix_traces_user_start", "user_id", "start_time"),
+                      Index("ix_traces_session_start", "session_id", "start_time"))
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    name: Optional[str] = _col(String(512))
+    start_time: Optional[dt.datetime] = _col(UTCDateTime())
+    end_time: Optional[dt.datetime] = _col(UTCDateTime())
+    duration_ms: Optional[float] = _col(Float())
+    status: Optional[str] = _col(String(16))
+    user_id: Optional[str] = _col(String(256))
+    session_id: Optional[str] = _col(String(256))
+    tags: Optional[list[str]] = _col(JSON(none_as_null=True))
+    metadata_: Optional[dict[str, Any]] = _col(JSON(none_as_null=True), name="metadata")
+    input: Optional[str] = _col(Text())
+    output: Optional[str] = _col(Text())
+    span_count: Optional[int] = _col(Integer())
+    error_count: Optional[int] = _col(Integer())
+    prompt_tokens: Optional[int] = _col(BigInteger())
+    completion_tokens: Optional[int] = _col(BigInteger())
+    total_tokens: Optional[int] = _col(BigInteger())
+    cost_usd: Optional[float] = _col(Float())
+
+
+class Span(SQLModel, table=True):
+    """One observed unit of work; ``input``/``output`` hold JSON text, ``metadata`` a JSON object."""
+
+    __tablename__ = "spans"
+    __table_args__ = (Index("ix_spans_start_time", "start_time"),
+                      Index("ix_spans_trace_id", "trace_id"),
+                      Index("ix_spans_kind_start", "kind", "start_time"),
+                      Index("ix_spans_model_start", "model_name", "start_time"))
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    trace_id: str = Field(sa_column=Column(String(32), nullable=False))
+    parent_id: Optional[str] = _col(String(32))
+    name: str = Field(sa_column=Column(String(512), nullable=False))
+    kind: str = Field(default="span", sa_column=Column(String(16), nullable=False))
+    start_time: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    end_time: Optional[dt.datetime] = _col(UTCDateTime())
+    duration_ms: Optional[float] = _col(Float())
+    status: str = Field(default="ok", sa_column=Column(String(16), nullable=False))
+    error_type: Optional[str] = _col(String(256))
+    error_message: Optional[str] = _col(Text())
+    error_traceback: Optional[str] = _col(Text())
+    input: Optional[str] = _col(Text())
+    output: Optional[str] = _col(Text())
+    metadata_: Optional[dict[str, Any]] = _col(JSON(none_as_null=True), name="metadata")
+    model_name: Optional[str] = _col(String(256))
+    provider: Optional[str] = _col(String(64))
+    prompt_tokens: Optional[int] = _col(Integer())
+    completion_tokens: Optional[int] = _col(Integer())
+    total_tokens: Optional[int] = _col(Integer())
+    cost_usd: Optional[float] = _col(Float())
+    time_to_first_token_ms: Optional[float] = _col(Float())
+    source: str = Field(default="observe", sa_column=Column(String(32), nullable=False))

@@ -1,0 +1,64 @@
+"""Fixtures shared by the whole suite: a configured llmobs on a fresh real database per test."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import llmobs
+from tests.support.databases import PG_SKIP_REASON, Store, create_pg_schema, drop_pg_schema, postgres_base_url
+
+os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
+
+
+def _sqlite_store(tmp_path: Path) -> Store:
+    path = tmp_path / "llmobs.db"
+    return Store("sqlite", f"sqlite:///{path}", path)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """llmobs writing to a fresh SQLite file."""
+    store = _sqlite_store(tmp_path)
+    llmobs.configure(reset=True, database_url=store.url)
+    yield store
+    llmobs.flush(timeout=30)
+    store.dispose()
+    llmobs.configure(reset=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """llmobs writing to a fresh database: a SQLite file, then a PostgreSQL schema (skipped without the server)."""
+    schema = None
+    base = postgres_base_url()
+    if request.param == "postgres":
+        if base is None:
+            if os.environ.get("CI"):
+                pytest.fail("CI must run the PostgreSQL tests: " + PG_SKIP_REASON)
+            pytest.skip(PG_SKIP_REASON)
+        schema, url = create_pg_schema(base)
+        st = Store("postgres", url)
+    else:
+        st = _sqlite_store(tmp_path)
+    llmobs.configure(reset=True, database_url=st.url)
+    yield st
+    llmobs.flush(timeout=30)
+    st.dispose()
+    llmobs.configure(reset=True)
+    if schema is not None and base is not None:
+        from llmobs.store.db import dispose_engine
+
+        dispose_engine(st.url)
+        drop_pg_schema(base, schema)
+
+
+@pytest.fixture
+def llmobs_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Captured records of the ``llmobs`` logger."""
+    caplog.set_level(logging.DEBUG, logger="llmobs")
+    return caplog

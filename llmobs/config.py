@@ -177,25 +177,26 @@ def coerce(setting: Setting, value: Any, source: str) -> Any:
     return out
 
 
-def expand_env_refs(value: Any, source: str, key: str = "") -> Any:
+def expand_env_refs(value: Any, source: str, key: str = "", environ: Mapping[str, str] | None = None) -> Any:
     """Replace ``${NAME}`` and ``${NAME:-default}`` in YAML strings with environment values, recursively.
 
     A reference to an unset variable without a default is an error naming the key and the variable.
     """
+    env = os.environ if environ is None else environ
     if isinstance(value, str):
         def repl(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
-            if name in os.environ:
-                return os.environ[name]
+            if name in env:
+                return env[name]
             if default is not None:
                 return default
             raise ConfigError(f"llmobs config: {key or '<root>'} (from {source}) refers to ${{{name}}}, "
                               "which is not set in the environment; set it or write ${" + name + ":-default}")
         return _ENV_REF.sub(repl, value)
     if isinstance(value, dict):
-        return {k: expand_env_refs(v, source, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {k: expand_env_refs(v, source, f"{key}.{k}" if key else str(k), env) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env_refs(v, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [expand_env_refs(v, source, f"{key}[{i}]", env) for i, v in enumerate(value)]
     return value
 
 
@@ -215,7 +216,7 @@ def _flatten(data: Mapping[str, Any], source: str, prefix: str = "") -> Iterator
                               + ", ".join(near))
 
 
-def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read a YAML config file into {dotted key: raw value}, expanding ``${ENV}`` references."""
     source = f"config file {path}"
     try:
@@ -230,7 +231,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         return {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"llmobs config: {source} must hold a mapping of settings, got {type(data).__name__}")
-    return dict(_flatten(expand_env_refs(dict(data), source), source))
+    return dict(_flatten(expand_env_refs(dict(data), source, environ=environ), source))
 
 
 def read_env(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -307,7 +308,7 @@ def resolve(overrides: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     elif DEFAULT_CONFIG_FILE.is_file():
         path = str(DEFAULT_CONFIG_FILE)
     if path is not None:
-        for key, raw in read_config_file(path).items():
+        for key, raw in read_config_file(path, env).items():
             values[key] = coerce(SETTINGS_BY_KEY[key], raw, f"config file {path}")
             sources[key] = f"config file {path}"
     for key, (name, raw) in read_env(env).items():

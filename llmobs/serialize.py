@@ -21,6 +21,7 @@ MAX_DEPTH = 12
 MAX_ITEMS = 200
 TRUNCATION_MARK = "…[truncated {} chars]"
 _ATOMS = (int, float, bool, type(None))
+_INT64, _UINT64 = 2**63, 2**64  # orjson's integer range
 
 
 def truncate_text(text: str, max_chars: int) -> str:
@@ -56,6 +57,8 @@ def _snap(value: Any, max_chars: int, depth: int, seen: set[int]) -> Any:
     t = type(value)
     if t is str:
         return value if len(value) <= max_chars else truncate_text(value, max_chars)
+    if t is int:
+        return value if -_INT64 <= value < _UINT64 else str(value)
     if t in _ATOMS:
         return value
     if depth >= MAX_DEPTH:
@@ -67,7 +70,7 @@ def _snap(value: Any, max_chars: int, depth: int, seen: set[int]) -> Any:
     if isinstance(value, enum.Enum):
         return _snap(value.value, max_chars, depth + 1, seen)
     if isinstance(value, (int, float)):
-        return value
+        return _snap(int(value) if isinstance(value, int) else float(value), max_chars, depth, seen)
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         try:
@@ -167,12 +170,24 @@ def encode(value: Any, max_chars: int) -> str | None:
     try:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
-        text = orjson.dumps(str(snapshot(value, max_chars))).decode()
+        value = snapshot(value, max_chars)  # e.g. an int past 64 bits kept by the fast capture path
+        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     if len(text) > max_chars:
-        text = orjson.dumps(truncate_text(text, max_chars)).decode()
+        text = _shrink(value, text, max_chars)
     if "\\u0000" in text:
         text = text.replace("\\u0000", "\\ufffd")
     return text
+
+
+def _shrink(value: Any, text: str, max_chars: int) -> str:
+    """Fit a too-long field: first cut the strings inside it, and if that is not enough store a cut JSON string."""
+    for limit in (max_chars // 2, max_chars // 8):
+        if limit < 16:
+            break
+        shorter = orjson.dumps(snapshot(value, limit), option=orjson.OPT_NON_STR_KEYS).decode()
+        if len(shorter) <= max_chars + 64:
+            return shorter
+    return orjson.dumps(truncate_text(text, max_chars)).decode()
 
 
 # Secret shapes; none of them may match a quote or backslash, so replacing inside JSON text keeps it valid.

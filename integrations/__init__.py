@@ -1,0 +1,1 @@
+"""Framework integrations (OpenAI, LangChain, LlamaIndex), one module each, each importing its framework lazily."""

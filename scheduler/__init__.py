@@ -1,0 +1,1 @@
+"""The scheduler process: alert evaluation, online evaluation and retention jobs (APScheduler)."""

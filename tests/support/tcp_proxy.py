@@ -1,0 +1,94 @@
+"""A loopback TCP proxy that can be switched off and on, to give a real database a real outage in tests."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+from typing import Any
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; ``down()`` drops every connection and refuses new ones until ``up()``.
+
+    >>> with TcpProxy(("127.0.0.1", 5432)) as proxy:    # doctest: +SKIP
+    ...     proxy.down(); proxy.up()
+    """
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port = self._listener.getsockname()[1]
+        self._available = threading.Event()
+        self._available.set()
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    def __enter__(self) -> "TcpProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._close_all()
+        self._thread.join(5)
+        self._listener.close()
+
+    def down(self) -> None:
+        """Cut every open connection and refuse new ones."""
+        self._available.clear()
+        self._close_all()
+
+    def up(self) -> None:
+        """Accept and forward connections again."""
+        self._available.set()
+
+    def _close_all(self) -> None:
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self._conns.clear()
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            if not self._available.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns.extend((client, upstream))
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        pair = {a: b, b: a}
+        try:
+            while not self._stop.is_set() and self._available.is_set():
+                ready, _, _ = select.select(list(pair), [], [], 0.2)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in (a, b):
+                try:
+                    sock.close()
+                except OSError:
+                    pass

@@ -1,0 +1,252 @@
+"""Nothing lost, memory bounded: locks, outages, several processes, exit, SIGTERM, fork and a full queue."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+from sqlalchemy import make_url
+
+import llmobs
+from llmobs.context import SpanRecord
+from llmobs.pipeline import InMemoryExporter, RetryingExporter
+from llmobs.store import db
+from tests.support.databases import PG_SKIP_REASON, Store, create_pg_schema, drop_pg_schema, postgres_base_url
+from tests.support.tcp_proxy import TcpProxy
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_script(code: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> str:
+    """Run Python code in a fresh interpreter (so its exit path is real) and return its stdout."""
+    full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def count_sqlite(path: Path, where: str = "1=1") -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"select count(*) from spans where {where}").fetchone()[0]
+
+
+def test_spans_recorded_while_sqlite_is_locked_all_land_after_release(sqlite_store: Store,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       llmobs_logs: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    with llmobs.span("warmup"):
+        pass
+    assert llmobs.flush(10)
+    assert sqlite_store.path is not None
+    locker = sqlite3.connect(sqlite_store.path, timeout=10, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        for i in range(10_000):
+            with llmobs.span("locked", input=i):
+                pass
+        time.sleep(2.5)
+        assert count_sqlite_uncommitted(locker) == 1
+    finally:
+        locker.execute("COMMIT")
+        locker.close()
+    assert llmobs.flush(60)
+    assert count_sqlite(sqlite_store.path, "name = 'locked'") == 10_000
+    assert any("holding them and retrying" in r.getMessage() for r in llmobs_logs.records)
+
+
+def count_sqlite_uncommitted(conn: sqlite3.Connection) -> int:
+    return conn.execute("select count(*) from spans").fetchone()[0]
+
+
+@pytest.mark.skipif(postgres_base_url() is None, reason=PG_SKIP_REASON)
+def test_postgres_outage_keeps_queued_spans_and_writes_them_when_it_returns(
+        llmobs_logs: pytest.LogCaptureFixture) -> None:
+    base = postgres_base_url()
+    assert base is not None
+    schema, url = create_pg_schema(base)
+    parsed = make_url(url)
+    try:
+        with TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432)) as proxy:
+            proxied = url.replace(f"{parsed.host}:{parsed.port}", f"127.0.0.1:{proxy.port}")
+            llmobs.configure(reset=True, database_url=proxied, flush_interval_seconds=0.1)
+            with llmobs.span("before"):
+                pass
+            assert llmobs.flush(10)
+            proxy.down()
+            for i in range(1000):
+                with llmobs.span("during_outage", input=i):
+                    pass
+            time.sleep(2)
+            direct = db.make_engine(url)
+            with direct.connect() as conn:
+                written = conn.exec_driver_sql("select count(*) from spans").scalar()
+            direct.dispose()
+            assert written == 1  # the outage is real: nothing got through the proxy
+            assert llmobs.stats()["dropped"] == 0
+            proxy.up()
+            assert llmobs.flush(60)
+            reader = Store("postgres", url)
+            names = [r["name"] for r in reader.spans()]
+            reader.dispose()
+            assert names.count("during_outage") == 1000 and names.count("before") == 1
+            assert any("retrying" in r.getMessage() for r in llmobs_logs.records)
+    finally:
+        llmobs.configure(reset=True)
+        db.dispose_engine(url)
+        drop_pg_schema(base, schema)
+
+
+def test_four_processes_writing_one_sqlite_file_land_every_span_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    code = f"""
+        import sys, llmobs
+        llmobs.configure(database_url="sqlite:///{path}")
+        for i in range(2000):
+            with llmobs.span(f"p{{sys.argv[1]}}", input=i):
+                pass
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(n)], cwd=tmp_path, env=env,
+                              stderr=subprocess.PIPE, text=True) for n in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    with sqlite3.connect(path) as conn:
+        counts = dict(conn.execute("select name, count(*) from spans group by name").fetchall())
+        distinct = conn.execute("select count(distinct id) from spans").fetchone()[0]
+    assert counts == {"p0": 2000, "p1": 2000, "p2": 2000, "p3": 2000} and distinct == 8000
+
+
+def test_process_exiting_without_flush_writes_all_rows(tmp_path: Path) -> None:
+    path = tmp_path / "exit.db"
+    run_script(f"""
+        import llmobs
+        llmobs.configure(database_url="sqlite:///{path}", flush_interval_seconds=60, batch_size=100000)
+        @llmobs.observe
+        def work(i):
+            return i
+        for i in range(5000):
+            work(i)
+        print(llmobs.stats()["queued"])
+    """, tmp_path)
+    assert count_sqlite(path) == 5000
+
+
+def test_sigterm_flushes_queued_spans_and_the_process_still_dies_by_sigterm(tmp_path: Path) -> None:
+    path = tmp_path / "term.db"
+    code = f"""
+        import time, llmobs
+        llmobs.configure(database_url="sqlite:///{path}", flush_interval_seconds=60, batch_size=100000)
+        for i in range(3000):
+            with llmobs.span("before_term"):
+                pass
+        print("ready", llmobs.stats()["queued"], flush=True)
+        time.sleep(60)
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("ready"), proc.stderr.read() if proc.stderr else ""
+    assert int(line.split()[1]) > 0  # spans really were still queued when the signal came
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert count_sqlite(path) == 3000
+
+
+def test_forked_worker_writes_its_own_spans_and_never_duplicates_the_parents(tmp_path: Path) -> None:
+    path = tmp_path / "fork.db"
+    run_script(f"""
+        import os, sys, llmobs
+        llmobs.configure(database_url="sqlite:///{path}", flush_interval_seconds=60, batch_size=100000)
+        for i in range(500):
+            with llmobs.span("parent_before_fork"):
+                pass
+        pids = []
+        for n in range(2):
+            pid = os.fork()
+            if pid == 0:
+                for i in range(300):
+                    with llmobs.span(f"child{{n}}"):
+                        pass
+                sys.exit(0)
+            pids.append(pid)
+        for pid in pids:
+            _, status = os.waitpid(pid, 0)
+            assert os.WEXITSTATUS(status) == 0, status
+        for i in range(200):
+            with llmobs.span("parent_after_fork"):
+                pass
+    """, tmp_path)
+    with sqlite3.connect(path) as conn:
+        counts = dict(conn.execute("select name, count(*) from spans group by name").fetchall())
+    assert counts == {"parent_before_fork": 500, "child0": 300, "child1": 300, "parent_after_fork": 200}
+
+
+def test_full_queue_drops_the_oldest_counts_them_and_warns(tmp_path: Path,
+                                                           llmobs_logs: pytest.LogCaptureFixture) -> None:
+    gate = threading.Event()
+
+    class GatedExporter(InMemoryExporter):
+        def export(self, batch: Sequence[SpanRecord]) -> None:
+            gate.wait(30)
+            super().export(batch)
+
+    exporter = GatedExporter()
+    llmobs.configure(reset=True, database_url=f"sqlite:///{tmp_path}/unused.db", exporters=[exporter],
+                     queue_size=100, batch_size=10)
+    try:
+        for i in range(1000):
+            with llmobs.span("flood", input=i):
+                pass
+        stats = llmobs.stats()
+        assert stats["queued"] <= 100
+        gate.set()
+        assert llmobs.flush(30)
+        stats = llmobs.stats()
+        assert stats["dropped"] + len(exporter.rows) == 1000 and stats["dropped"] >= 880
+        kept = [r["input"] for r in exporter.rows]
+        assert kept[-1] == "999"  # the newest spans are the ones kept
+        assert any("dropped" in r.getMessage() and "queue_size=100" in r.getMessage() for r in llmobs_logs.records)
+    finally:
+        gate.set()
+        llmobs.configure(reset=True, exporters=[llmobs_default_exporter()])
+
+
+def llmobs_default_exporter() -> Any:
+    from llmobs.pipeline import SQLExporter
+
+    return SQLExporter()
+
+
+def test_a_row_the_exporter_rejects_is_dropped_alone_and_counted(llmobs_logs: pytest.LogCaptureFixture) -> None:
+    class PickyExporter(InMemoryExporter):
+        def export(self, batch: Sequence[SpanRecord]) -> None:
+            if any(r.name == "poison" for r in batch):
+                raise ValueError("value too long for column")
+            super().export(batch)
+
+    inner = PickyExporter()
+    retrying = RetryingExporter(inner, give_up=lambda: False, base_delay=0.001)
+    records = []
+    for name in ("a", "poison", "b"):
+        span = llmobs.start_span(name)
+        records.append(span)
+    for record in records:
+        record.ended = True
+    retrying.export(records)
+    assert [r["name"] for r in inner.rows] == ["a", "b"] and retrying.rejected == 1
+    assert any("rejected" in r.getMessage() for r in llmobs_logs.records)

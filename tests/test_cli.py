@@ -1,0 +1,47 @@
+"""The `llmobs` command: init writes a usable config, demo records data, stats summarises it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def llmobs_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOBS_")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-m", "llmobs.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_init_writes_a_config_that_llmobs_then_reads(tmp_path: Path) -> None:
+    done = llmobs_cli("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "config" / "config.yaml").read_text().count("env LLMOBS_") > 20
+    again = llmobs_cli("init", cwd=tmp_path)
+    assert again.returncode == 1 and "--force" in again.stderr
+
+
+def test_demo_records_traces_into_the_default_sqlite_file_and_stats_reports_them(tmp_path: Path) -> None:
+    done = llmobs_cli("demo", "--requests", "30", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "data" / "llmobs.db") as conn:
+        traces = conn.execute("select count(*) from traces").fetchone()[0]
+        kinds = dict(conn.execute("select kind, count(*) from spans group by kind").fetchall())
+        priced = conn.execute("select count(*) from spans where kind='generation' and cost_usd > 0").fetchone()[0]
+    assert traces == 30 and kinds["chain"] == 30 and kinds["retriever"] == 30 and priced > 20
+    assert "traces: 30" in done.stdout
+    stats = llmobs_cli("stats", cwd=tmp_path)
+    assert stats.returncode == 0 and f"spans: {sum(kinds.values())}" in stats.stdout and "gpt-4o" in stats.stdout
+
+
+def test_a_bad_setting_stops_the_command_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("sample_rate: lots\n")
+    done = llmobs_cli("stats", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "sample_rate = 'lots'" in done.stderr and "between 0 and 1" in done.stderr

@@ -16,17 +16,24 @@ import time
 from collections import deque
 from typing import Any, Callable, Protocol, Sequence
 
-from sqlalchemy import and_, case, func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from llmobs._state import rt, settings
-from llmobs.context import SpanRecord
+from llmobs.context import SpanRecord, refresh_clock_offset
 from llmobs.store.db import ensure_schema, forget_engines_after_fork, get_engine
-from llmobs.store.models import Span, Trace
-from llmobs.store.rows import trace_rows, span_row
+from llmobs.store.rows import (
+    JSON_COLUMNS,
+    SPAN_COLUMNS,
+    TRACE_COLUMNS,
+    TRACE_TOTALS,
+    as_dicts,
+    aware_time,
+    span_tuple,
+    sqlite_time,
+    trace_tuples,
+)
 
 log = logging.getLogger("llmobs")
 Processor = Callable[[SpanRecord], "SpanRecord | None"]
@@ -44,7 +51,11 @@ class Exporter(Protocol):
 
 
 class SQLExporter:
-    """Bulk-inserts spans and upserts trace totals into the configured database in one transaction."""
+    """Bulk-inserts spans and upserts trace totals into the configured database in one transaction.
+
+    Rows arrive as tuples already in the driver's format, so each table gets one ``executemany`` through
+    SQLAlchemy Core's ``exec_driver_sql`` with no per-value processing.
+    """
 
     def __init__(self, database_url: str | None = None) -> None:
         self.database_url = database_url
@@ -55,21 +66,24 @@ class SQLExporter:
 
     def export(self, batch: Sequence[SpanRecord]) -> None:
         """Insert the batch's span rows (ignoring ids already stored) and add its totals to the trace rows."""
-        max_chars, redact_on = rt.max_field_chars, rt.redact_secrets
-        spans = [span_row(r, max_chars, redact_on) for r in batch]
-        traces = trace_rows(batch, spans, max_chars, redact_on)
         engine = self.engine()
         ensure_schema(engine)
+        postgres = engine.dialect.name == "postgresql"
+        fmt_time = aware_time if postgres else sqlite_time
+        max_chars, redact_on = rt.max_field_chars, rt.redact_secrets
+        spans = [span_tuple(r, max_chars, redact_on, fmt_time) for r in batch]
+        traces = trace_tuples(batch, spans, max_chars, redact_on)
+        span_sql, trace_sql = _statements(engine)
         with engine.begin() as conn:
-            conn.execute(_insert_ignore(engine, Span.__table__), spans)
-            conn.execute(_trace_upsert(engine), traces)
+            conn.exec_driver_sql(span_sql, spans)
+            conn.exec_driver_sql(trace_sql, traces)
 
     def shutdown(self) -> None:
         """Nothing to release: engines are shared and disposed at process exit."""
 
 
 class InMemoryExporter:
-    """Keeps span rows in a list: for tests, benchmarks and users who want to inspect spans without a database."""
+    """Keeps span rows as dicts: for tests, benchmarks and users who want spans without a database."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
@@ -77,44 +91,44 @@ class InMemoryExporter:
 
     def export(self, batch: Sequence[SpanRecord]) -> None:
         """Convert and keep the batch."""
-        spans = [span_row(r, rt.max_field_chars, rt.redact_secrets) for r in batch]
-        self.rows.extend(spans)
-        self.trace_rows.extend(trace_rows(batch, spans, rt.max_field_chars, rt.redact_secrets))
+        spans = [span_tuple(r, rt.max_field_chars, rt.redact_secrets, aware_time) for r in batch]
+        self.rows.extend(as_dicts(SPAN_COLUMNS, spans))
+        self.trace_rows.extend(as_dicts(TRACE_COLUMNS, trace_tuples(batch, spans, rt.max_field_chars,
+                                                                     rt.redact_secrets)))
 
     def shutdown(self) -> None:
         """Nothing to release."""
 
 
-def _insert_ignore(engine: Engine, table: Any) -> Any:
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=["id"])
+_STATEMENTS: dict[str, tuple[str, str]] = {}
 
 
-_UPSERT_CACHE: dict[str, Any] = {}
-
-
-def _trace_upsert(engine: Engine) -> Any:
-    """INSERT ... ON CONFLICT(id) DO UPDATE adding totals and keeping attributes already known."""
+def _statements(engine: Engine) -> tuple[str, str]:
+    """The INSERT ... ON CONFLICT texts for spans (do nothing) and traces (add totals, keep known attributes)."""
     name = engine.dialect.name
-    if name in _UPSERT_CACHE:
-        return _UPSERT_CACHE[name]
-    dialect = postgresql if name == "postgresql" else sqlite
-    table = Trace.__table__
-    stmt = dialect.insert(table)
-    excluded = stmt.excluded
-    updates: dict[str, Any] = {}
-    for col in table.columns:
-        if col.name == "id":
-            continue
-        if col.name in ("span_count", "error_count", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"):
-            old, new = table.c[col.name], excluded[col.name]
-            updates[col.name] = case((and_(old.is_(None), new.is_(None)), None),
-                                     else_=func.coalesce(old, 0) + func.coalesce(new, 0))
+    if name in _STATEMENTS:
+        return _STATEMENTS[name]
+    postgres = name == "postgresql"
+    mark = "%s" if engine.dialect.paramstyle in ("format", "pyformat") else "?"
+
+    def placeholder(column: str) -> str:
+        return f"CAST({mark} AS JSON)" if postgres and column in JSON_COLUMNS else mark
+
+    def insert(table: str, columns: Sequence[str]) -> str:
+        return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(placeholder(c) for c in columns)}) "
+                "ON CONFLICT (id) DO ")
+
+    updates = []
+    for column in TRACE_COLUMNS[1:]:
+        if column in TRACE_TOTALS:
+            updates.append(f"{column} = CASE WHEN traces.{column} IS NULL AND excluded.{column} IS NULL THEN NULL "
+                           f"ELSE COALESCE(traces.{column}, 0) + COALESCE(excluded.{column}, 0) END")
         else:
-            updates[col.name] = func.coalesce(excluded[col.name], table.c[col.name])
-    upsert = stmt.on_conflict_do_update(index_elements=["id"], set_=updates)
-    _UPSERT_CACHE[name] = upsert
-    return upsert
+            updates.append(f"{column} = COALESCE(excluded.{column}, traces.{column})")
+    statements = (insert("spans", SPAN_COLUMNS) + "NOTHING",
+                  insert("traces", TRACE_COLUMNS) + "UPDATE SET " + ", ".join(updates))
+    _STATEMENTS[name] = statements
+    return statements
 
 
 class RetryingExporter:
@@ -296,13 +310,12 @@ class Pipeline:
 
     # --- writer side -------------------------------------------------------------------------------------------
     def _run(self) -> None:
-        interval = settings().flush_interval_seconds
-        batch_size = settings().batch_size
         while True:
-            self.wake.wait(interval)
+            conf = settings()  # read every round: configure() may change these while the writer runs
+            self.wake.wait(conf.flush_interval_seconds)
             self.wake.clear()
             try:
-                self._drain(batch_size)
+                self._drain(conf.batch_size)
             except Exception:  # noqa: BLE001 - the writer must survive anything
                 log.exception("llmobs: writer error")
             if self.dropped > self.dropped_reported:
@@ -327,6 +340,7 @@ class Pipeline:
                     pass
                 if not batch:
                     return
+                refresh_clock_offset()
                 processed = self._process(batch)
                 for exporter in self.exporters:
                     exporter.export(processed)

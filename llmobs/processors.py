@@ -52,7 +52,7 @@ def price_processor(record: SpanRecord) -> SpanRecord:
                           cached_tokens=_as_int(details.get("cached_tokens")), provider=record.provider)
     if result.cost_usd is not None:
         record.cost_usd = result.cost_usd
-    if result.note:
+    elif result.note:
         record.metadata = {**(record.metadata or {}), "cost_note": result.note}
     return record
 

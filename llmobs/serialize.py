@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import json
 import re
 import uuid
 from decimal import Decimal
@@ -171,7 +172,10 @@ def encode(value: Any, max_chars: int) -> str | None:
         text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
         value = snapshot(value, max_chars)  # e.g. an int past 64 bits kept by the fast capture path
-        text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        except (TypeError, orjson.JSONEncodeError):  # lone surrogates: the stdlib escapes them
+            text = json.dumps(value, default=str)
     if len(text) > max_chars:
         text = _shrink(value, text, max_chars)
     if "\\u0000" in text:
@@ -203,8 +207,6 @@ SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 REDACTED = "[REDACTED]"
 _SECRET_RE = re.compile("|".join(f"(?:{p})" for _, p in SECRET_PATTERNS))
-# Every pattern above contains one of these literals; text without any of them needs no full scan.
-_SECRET_HINT = re.compile(r"[skpr]k-|earer|AKIA|ASIA|gh[pousr]_|xox|AIza|eyJ|@")
 
 
 def redact(text: str) -> str:
@@ -213,9 +215,15 @@ def redact(text: str) -> str:
     >>> redact("key sk-abcdefghijklmnopqrstuv for bob@example.com")
     'key [REDACTED] for [REDACTED]'
     """
-    if _SECRET_HINT.search(text) is None:
+    if not _may_hold_secret(text):
         return text
     return _SECRET_RE.sub(REDACTED, text)
+
+
+def _may_hold_secret(text: str) -> bool:
+    """Cheap substring checks: every secret pattern contains one of these literals (most text has none)."""
+    return ("@" in text or "k-" in text or "earer" in text or "AKIA" in text or "ASIA" in text or "xox" in text
+            or "AIza" in text or "eyJ" in text or ("gh" in text and "_" in text))
 
 
 def apply_mask(mask: Callable[[Any], Any], value: Any) -> Any:

@@ -1,0 +1,131 @@
+"""Spans persisted per second into SQLite and PostgreSQL, and memory while the database is unreachable.
+
+Run: python benchmarks/bench_ingest.py [--spans N] [--down-calls N]
+PostgreSQL is measured when LLMOBS_TEST_POSTGRES_URL is set (in a temporary schema that is dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+INGEST = """
+import time, llmobs
+from llmobs.context import SpanRecord, TraceState, new_trace_id
+from llmobs.pipeline import current_pipeline
+llmobs.configure(database_url={url!r}, batch_size=5000)
+N = {n}
+
+# 1) end to end: @observe calls in the caller, writer persisting concurrently, until flush returns
+@llmobs.observe(kind="generation")
+def call(prompt):
+    llmobs.update_current_span(model_name="gpt-4o-mini", provider="openai", prompt_tokens=40, completion_tokens=12)
+    return "an answer of a few words"
+
+with llmobs.span("warmup"):
+    pass
+llmobs.flush()
+start = time.perf_counter()
+for i in range(N):
+    call("what is the capital of France?")
+llmobs.flush(600)
+e2e = time.perf_counter() - start
+
+# 2) writer alone: records already finished, measure only the drain into the database
+trace = TraceState(new_trace_id(), True)
+records = []
+for i in range(N):
+    r = SpanRecord("prebuilt", "generation", trace, None, "observe")
+    r.input = {{"prompt": "what is the capital of France?"}}
+    r.output = "Paris"
+    r.model_name = "gpt-4o-mini"; r.prompt_tokens = 40; r.completion_tokens = 12
+    r.perf_end = r.perf_start + 1_000_000; r.ended = True
+    records.append(r)
+p = current_pipeline()
+start = time.perf_counter()
+p.queue.extend(records)
+p.wake.set()
+llmobs.flush(600)
+writer = time.perf_counter() - start
+print(f"{{N / e2e:.0f}} {{N / writer:.0f}} {{llmobs.stats()['dropped']}}")
+"""
+
+DOWN = """
+import resource, time, llmobs
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+llmobs.configure(database_url="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1",
+                 queue_size={queue}, shutdown_timeout_seconds=1)
+@llmobs.observe(kind="generation")
+def call(prompt):
+    return "answer"
+samples = []
+start = time.perf_counter()
+for i in range({calls}):
+    call("a prompt of moderate length for the benchmark")
+    if (i + 1) % ({calls} // 5) == 0:
+        samples.append((i + 1, rss_mb()))
+elapsed = time.perf_counter() - start
+stats = llmobs.stats()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(" ".join(f"{{n}}:{{m:.0f}}" for n, m in samples), f"{{peak:.0f}}", stats["queued"], stats["dropped"],
+      f"{{elapsed:.1f}}")
+import os; os._exit(0)  # the database stays down: skip the exit flush, which would only wait and report loss
+"""
+
+
+def run(code: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--down-calls", type=int, default=1_000_000)
+    parser.add_argument("--queue-size", type=int, default=100_000)
+    args = parser.parse_args()
+
+    print(f"ingest of {args.spans:,} generation spans (spans/s; end to end = @observe calls + writer until flush)")
+    with tempfile.TemporaryDirectory() as tmp:
+        e2e, writer, dropped = run(INGEST.format(url=f"sqlite:///{tmp}/bench.db", n=args.spans)).split()
+        print(f"  SQLite      end to end {int(e2e):>8,}/s   writer alone {int(writer):>8,}/s   dropped {dropped}")
+    pg = os.environ.get("LLMOBS_TEST_POSTGRES_URL")
+    if pg:
+        from tests.support.databases import create_pg_schema, drop_pg_schema
+
+        schema, url = create_pg_schema(pg)
+        try:
+            e2e, writer, dropped = run(INGEST.format(url=url, n=args.spans)).split()
+            print(f"  PostgreSQL  end to end {int(e2e):>8,}/s   writer alone {int(writer):>8,}/s   dropped {dropped}")
+        finally:
+            drop_pg_schema(pg, schema)
+    else:
+        print("  PostgreSQL  skipped: LLMOBS_TEST_POSTGRES_URL is not set")
+    print("target: >= 50,000 spans/s sustained into SQLite")
+
+    print(f"\n{args.down_calls:,} @observe calls with the database unreachable (queue_size={args.queue_size:,})")
+    out = run(DOWN.format(calls=args.down_calls, queue=args.queue_size)).split()
+    samples, peak, queued, dropped, elapsed = out[:-4], out[-4], out[-3], out[-2], out[-1]
+    print("  RSS (MB) after N calls: " + "  ".join(f"{s.split(':')[0]}={s.split(':')[1]}" for s in samples))
+    print(f"  peak RSS {peak} MB; queued {int(queued):,}; dropped (counted, reported) {int(dropped):,}; "
+          f"{elapsed} s")
+    print("target: memory flat (bounded by queue_size) while the database is down")
+
+
+if __name__ == "__main__":
+    main()

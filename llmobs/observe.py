@@ -393,11 +393,25 @@ def _closure(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
     functools.wraps keeps name, docstring, ``__wrapped__`` (so the signature) and the coroutine-function answer.
     """
     if inspect.iscoroutinefunction(func):
-        async_call = _async_wrapper(spec)
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return await async_call(func, None, args, kwargs)
+            if not rt.enabled:
+                return await func(*args, **kwargs)
+            parent = _get()
+            span = _open(spec, parent, _input(spec, None, args, kwargs))
+            if span is parent:
+                return await func(*args, **kwargs)
+            token = _set(span)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                _reset(token)
+                _close(spec, span, error=exc)
+                raise
+            _reset(token)
+            _close(spec, span, result)
+            return result
 
         return async_wrapper
     call = _sync_call(spec)

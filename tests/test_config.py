@@ -100,3 +100,9 @@ def test_the_starter_config_lists_every_setting_with_its_default(tmp_path: Path)
 def test_repository_config_file_is_valid_and_matches_the_declared_defaults() -> None:
     path = Path(__file__).resolve().parent.parent / "config" / "config.yaml"
     assert resolve(environ={}, config_file=path).sample_rate == 1.0
+
+
+def test_configuration_doc_lists_every_setting_and_env_name() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [s.key for s in SETTINGS if f"`{s.key}`" not in doc or f"`{s.env_name}`" not in doc]
+    assert not missing, f"docs/configuration.md lacks {missing}"

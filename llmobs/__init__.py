@@ -11,6 +11,7 @@ from __future__ import annotations
 from llmobs.api import configure, flush, get_settings, shutdown, stats
 from llmobs.config import ConfigError
 from llmobs.observe import observe
+from llmobs.scores import score
 from llmobs.tracing import (
     ContextThreadPoolExecutor,
     end_span,
@@ -35,6 +36,7 @@ __all__ = [
     "get_current_trace_id",
     "get_settings",
     "observe",
+    "score",
     "shutdown",
     "span",
     "start_span",

@@ -21,7 +21,10 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from llmobs._state import rt, settings
+import orjson
+
 from llmobs.context import SpanRecord, refresh_clock_offset
+from llmobs.scores import SCORE_COLUMNS, ScoreRecord
 from llmobs.store.db import ensure_schema, forget_engines_after_fork, get_engine
 from llmobs.store.rows import (
     JSON_COLUMNS,
@@ -65,18 +68,24 @@ class SQLExporter:
         return get_engine(self.database_url)
 
     def export(self, batch: Sequence[SpanRecord]) -> None:
-        """Insert the batch's span rows (ignoring ids already stored) and add its totals to the trace rows."""
+        """Insert the batch's span rows (ignoring ids already stored), add its totals to the trace rows, and insert
+        its scores (their trace id looked up from the span when not given)."""
         engine = self.engine()
         ensure_schema(engine)
         postgres = engine.dialect.name == "postgresql"
         fmt_time = aware_time if postgres else sqlite_time
         max_chars, redact_on = rt.max_field_chars, rt.redact_secrets
-        spans = [span_tuple(r, max_chars, redact_on, fmt_time) for r in batch]
-        traces = trace_tuples(batch, spans, max_chars, redact_on)
-        span_sql, trace_sql = _statements(engine)
+        records, scores = split_batch(batch)
+        spans = [span_tuple(r, max_chars, redact_on, fmt_time) for r in records]
+        traces = trace_tuples(records, spans, max_chars, redact_on)
+        span_sql, trace_sql, score_sql = _statements(engine)
         with engine.begin() as conn:
-            conn.exec_driver_sql(span_sql, spans)
-            conn.exec_driver_sql(trace_sql, traces)
+            if spans:
+                conn.exec_driver_sql(span_sql, spans)
+                conn.exec_driver_sql(trace_sql, traces)
+            if scores:
+                _fill_trace_ids(conn, scores)
+                conn.exec_driver_sql(score_sql, [score_tuple(s, postgres) for s in scores])
 
     def shutdown(self) -> None:
         """Nothing to release: engines are shared and disposed at process exit."""
@@ -88,22 +97,60 @@ class InMemoryExporter:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.trace_rows: list[dict[str, Any]] = []
+        self.score_rows: list[dict[str, Any]] = []
 
     def export(self, batch: Sequence[SpanRecord]) -> None:
         """Convert and keep the batch."""
-        spans = [span_tuple(r, rt.max_field_chars, rt.redact_secrets, aware_time) for r in batch]
+        records, scores = split_batch(batch)
+        spans = [span_tuple(r, rt.max_field_chars, rt.redact_secrets, aware_time) for r in records]
         self.rows.extend(as_dicts(SPAN_COLUMNS, spans))
-        self.trace_rows.extend(as_dicts(TRACE_COLUMNS, trace_tuples(batch, spans, rt.max_field_chars,
+        self.trace_rows.extend(as_dicts(TRACE_COLUMNS, trace_tuples(records, spans, rt.max_field_chars,
                                                                      rt.redact_secrets)))
+        self.score_rows.extend(dict(zip(SCORE_COLUMNS, s.as_tuple())) for s in scores)
 
     def shutdown(self) -> None:
         """Nothing to release."""
 
 
-_STATEMENTS: dict[str, tuple[str, str]] = {}
+def split_batch(batch: Sequence[Any]) -> tuple[list[SpanRecord], list[ScoreRecord]]:
+    """Separate spans from scores (both travel through the one queue)."""
+    spans: list[SpanRecord] = []
+    scores: list[ScoreRecord] = []
+    for item in batch:
+        (scores if type(item) is ScoreRecord else spans).append(item)
+    return spans, scores
 
 
-def _statements(engine: Engine) -> tuple[str, str]:
+def score_tuple(score: ScoreRecord, postgres: bool) -> tuple[Any, ...]:
+    """A score's ``evaluations`` row in SCORE_COLUMNS order, times and JSON in the driver's format."""
+    values = list(score.as_tuple())
+    created = values[-1]
+    values[-1] = created if postgres else sqlite_time(int(created.timestamp() * 1_000_000))
+    i_meta = SCORE_COLUMNS.index("metadata")
+    values[i_meta] = None if values[i_meta] is None else orjson.dumps(values[i_meta]).decode()
+    return tuple(values)
+
+
+def _fill_trace_ids(conn: Any, scores: Sequence[ScoreRecord]) -> None:
+    """Scores given only a span id get that span's trace id (when the span is stored)."""
+    missing = sorted({s.span_id for s in scores if s.trace_id is None and s.span_id is not None})
+    if not missing:
+        return
+    from sqlalchemy import select
+
+    from llmobs.store.models import Span
+
+    table = Span.__table__
+    found = dict(conn.execute(select(table.c.id, table.c.trace_id).where(table.c.id.in_(missing))).all())
+    for s in scores:
+        if s.trace_id is None and s.span_id in found:
+            s.trace_id = found[s.span_id]
+
+
+_STATEMENTS: dict[str, tuple[str, str, str]] = {}
+
+
+def _statements(engine: Engine) -> tuple[str, str, str]:
     """The INSERT ... ON CONFLICT texts for spans (do nothing) and traces (add totals, keep known attributes)."""
     name = engine.dialect.name
     if name in _STATEMENTS:
@@ -126,7 +173,8 @@ def _statements(engine: Engine) -> tuple[str, str]:
         else:
             updates.append(f"{column} = COALESCE(excluded.{column}, traces.{column})")
     statements = (insert("spans", SPAN_COLUMNS) + "NOTHING",
-                  insert("traces", TRACE_COLUMNS) + "UPDATE SET " + ", ".join(updates))
+                  insert("traces", TRACE_COLUMNS) + "UPDATE SET " + ", ".join(updates),
+                  insert("evaluations", SCORE_COLUMNS) + "NOTHING")
     _STATEMENTS[name] = statements
     return statements
 
@@ -355,6 +403,9 @@ class Pipeline:
             return batch
         out: list[SpanRecord] = []
         for record in batch:
+            if type(record) is ScoreRecord:
+                out.append(record)
+                continue
             current: SpanRecord | None = record
             for processor in self.processors:
                 try:

@@ -11,7 +11,7 @@ import llmobs
 
 EXPECTED = {
     "ConfigError", "ContextThreadPoolExecutor", "configure", "end_span", "flush", "get_current_span_id",
-    "get_current_trace_id", "get_settings", "observe", "shutdown", "span", "start_span", "stats",
+    "get_current_trace_id", "get_settings", "observe", "score", "shutdown", "span", "start_span", "stats",
     "update_current_span", "update_current_trace", "wrap_context",
 }
 

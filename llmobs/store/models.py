@@ -106,3 +106,31 @@ class Span(SQLModel, table=True):
     cost_usd: Optional[float] = _col(Float())
     time_to_first_token_ms: Optional[float] = _col(Float())
     source: str = Field(default="observe", sa_column=Column(String(32), nullable=False))
+
+
+EVALUATION_SOURCES = ("heuristic", "embedding", "llm_judge", "human", "custom")
+
+
+class Evaluation(SQLModel, table=True):
+    """One score of one metric, linked to the span and trace it judges (automatic or human)."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_span_id", "span_id"),
+                      Index("ix_evaluations_trace_id", "trace_id"),
+                      Index("ix_evaluations_name_created", "name", "created_at"),
+                      Index("ix_evaluations_model_created", "model_name", "created_at"))
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    span_id: Optional[str] = _col(String(32))
+    trace_id: Optional[str] = _col(String(32))
+    name: str = Field(sa_column=Column(String(128), nullable=False))
+    value: Optional[float] = _col(Float())
+    label: Optional[str] = _col(String(128))
+    comment: Optional[str] = _col(Text())
+    source: str = Field(default="custom", sa_column=Column(String(16), nullable=False))
+    evaluator_version: Optional[str] = _col(String(64))
+    model_name: Optional[str] = _col(String(256))
+    task_type: Optional[str] = _col(String(32))
+    author: Optional[str] = _col(String(256))
+    metadata_: Optional[dict[str, Any]] = _col(JSON(none_as_null=True), name="metadata")
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -86,6 +86,18 @@ class SpanRecord:
         """Wall-clock start as an aware UTC datetime."""
         return ns_to_datetime(self.start_ns)
 
+    def update(self, **fields: Any) -> "SpanRecord":
+        """Set fields (output, metadata, model_name, tokens, cost, ...); see ``llmobs.update_current_span``."""
+        from llmobs.tracing import update_span
+
+        return update_span(self, **fields)
+
+    def end(self, output: Any = None, error: BaseException | None = None) -> None:
+        """End the span (once) and queue it for writing; see ``llmobs.end_span``."""
+        from llmobs.tracing import end_span
+
+        end_span(self, output, error=error)
+
     def __repr__(self) -> str:
         return f"SpanRecord({self.name!r}, kind={self.kind!r}, id={self.id}, status={self.status!r})"
 

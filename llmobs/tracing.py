@@ -169,7 +169,7 @@ def _update(span: SpanRecord, fields: dict[str, Any]) -> None:
             setattr(span, key, value)
 
 
-def _update_span(span: SpanRecord, **fields: Any) -> SpanRecord:
+def update_span(span: SpanRecord, **fields: Any) -> SpanRecord:
     """Set fields on a span (output, metadata, model_name, tokens, cost, ...); unknown names are logged and ignored."""
     try:
         if not isinstance(span, NoopSpan):
@@ -179,8 +179,6 @@ def _update_span(span: SpanRecord, **fields: Any) -> SpanRecord:
     return span
 
 
-SpanRecord.update = _update_span  # type: ignore[attr-defined]
-SpanRecord.end = lambda self, output=None, error=None: end_span(self, output, error=error)  # type: ignore
 
 
 def update_current_span(**fields: Any) -> None:
@@ -193,7 +191,7 @@ def update_current_span(**fields: Any) -> None:
     if span is None:
         log.debug("llmobs: update_current_span called outside any span; ignored")
         return
-    _update_span(span, **fields)
+    update_span(span, **fields)
 
 
 def update_current_trace(**fields: Any) -> None:

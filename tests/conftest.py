@@ -11,6 +11,7 @@ import pytest
 
 import llmobs
 from tests.support.databases import PG_SKIP_REASON, Store, create_pg_schema, drop_pg_schema, postgres_base_url
+from tests.support.receivers import http_receiver, smtp_receiver  # noqa: F401  (shared fixtures)
 
 os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
 

@@ -38,3 +38,18 @@ def test_folders_are_installed_inside_the_llmobs_namespace_only(tmp_path: Path) 
             "    assert spec is not None and spec.origin.endswith(name + '/__init__.py'), spec\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path,
                    env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+
+
+def test_every_package_folder_is_listed_in_pyproject_so_wheels_carry_it() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    mapping = {"llmobs": "llmobs", "integrations": "llmobs.integrations", "scheduler": "llmobs.scheduler",
+               "ui": "llmobs.ui"}
+    found = set()
+    for folder, package in mapping.items():
+        for init in (root / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / folder).parts
+            found.add(".".join((package, *rel)))
+    assert found - listed == set(), f"add to pyproject packages: {sorted(found - listed)}"

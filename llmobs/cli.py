@@ -64,6 +64,69 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score the responses in a CSV/JSONL file, store the scores, optionally write them out, print a summary."""
+    from llmobs.evaluation import LLMEvaluator
+    from llmobs.evaluation.batch import summary_table, write_frame
+
+    _configure(args)
+    try:
+        evaluator = LLMEvaluator(args.backend, judge_model=args.judge_model)
+        frame = evaluator.evaluate_batch(args.path, resume=args.resume, workers=args.workers,
+                                         task_type=args.task_type, store=not args.no_store)
+        if args.out:
+            write_frame(frame, args.out)
+    except (ValueError, ImportError, OSError) as exc:
+        print(f"llmobs evaluate: {exc}", file=sys.stderr)
+        return 1
+    print(summary_table(frame, backend=evaluator.backend_name, version=evaluator.evaluator_version))
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """Run the alert/evaluation/retention scheduler in the foreground until SIGTERM or Ctrl-C (or one tick)."""
+    import logging
+
+    from llmobs import scheduler
+
+    _configure(args)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+    if args.once:
+        transitions = scheduler.run_once()
+        print(f"llmobs scheduler: {len(transitions)} transition(s)")
+        return 0
+    return scheduler.run_blocking(interval_seconds=args.interval, holder=args.holder)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Stream the rows of a table in a time range (and filters) to a CSV, JSON or JSON Lines file, or stdout."""
+    from llmobs import analytics
+
+    _configure(args)
+    fmt = args.format or _format_from_name(args.out)
+    fields = {k: getattr(args, k) for k in ("model", "kind", "status", "user_id", "session_id", "tag", "source")
+              if getattr(args, k) is not None}
+    try:
+        start = analytics.since(args.since) if args.since else args.start
+        dest = sys.stdout if args.out in (None, "-") else args.out
+        n = analytics.export(dest, format=fmt, table=args.table, start=start, end=args.end, **fields)
+    except (ValueError, OSError) as exc:
+        print(f"llmobs export: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {n} {args.table} rows to {args.out or 'stdout'}", file=sys.stderr)
+    return 0
+
+
+def _format_from_name(out: str | None) -> str:
+    suffix = Path(out).suffix.lower().lstrip(".") if out else ""
+    return suffix if suffix in ("csv", "json", "jsonl") else "csv"
+
+
 def _mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -88,6 +151,37 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", default=str(DEFAULT_CONFIG_FILE))
     init.add_argument("--force", action="store_true")
     init.set_defaults(func=cmd_init)
+    evaluate = sub.add_parser("evaluate", help="score the responses of a CSV/JSONL file and store the scores")
+    evaluate.add_argument("path", help="CSV or JSONL with prompt, response (model, task_type, expected_response, "
+                          "context, id optional)")
+    evaluate.add_argument("--task-type", choices=("general", "qa", "summarization", "creative", "technical"),
+                          help="task type of rows that do not name one")
+    evaluate.add_argument("--backend", choices=("heuristic", "embedding", "llm_judge"),
+                          help="default: evaluation.backend")
+    evaluate.add_argument("--out", help="write one row per input with every score (.csv or .jsonl)")
+    evaluate.add_argument("--resume", action="store_true", help="skip rows already scored by this evaluator")
+    evaluate.add_argument("--workers", type=int, help="parallel rows (default: the judge's max_concurrency, else 1)")
+    evaluate.add_argument("--judge-model", help="override evaluation.judge.model")
+    evaluate.add_argument("--no-store", action="store_true", help="do not write scores to the database")
+    evaluate.set_defaults(func=cmd_evaluate)
+    sched = sub.add_parser("scheduler", help="evaluate alert rules, score new generations and apply retention")
+    sched.add_argument("--interval", type=float, help="seconds between alert ticks "
+                       "(default: alerts.evaluation_interval_seconds)")
+    sched.add_argument("--once", action="store_true", help="run one alert tick and exit")
+    sched.add_argument("--holder", help="lease holder id (default: host:pid:random)")
+    sched.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    sched.set_defaults(func=cmd_scheduler)
+    export = sub.add_parser("export", help="write stored spans, traces or evaluations to CSV, JSON or JSON Lines")
+    export.add_argument("--table", default="spans", choices=("spans", "traces", "evaluations"))
+    export.add_argument("--format", choices=("csv", "json", "jsonl"), help="default: from --out's suffix, else csv")
+    export.add_argument("--out", help="output file (default: stdout)")
+    when = export.add_mutually_exclusive_group()
+    when.add_argument("--since", help="only the last 15m, 24h, 7d, ...")
+    when.add_argument("--start", help="ISO 8601 start (inclusive; no offset means UTC)")
+    export.add_argument("--end", help="ISO 8601 end (exclusive; no offset means UTC)")
+    for name in ("model", "kind", "status", "user-id", "session-id", "tag", "source"):
+        export.add_argument(f"--{name}", help=f"only rows with this {name.replace('-', ' ')}")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -1,0 +1,98 @@
+"""Accuracy floors of the heuristic scorers on the held-out half of tests/data/eval.
+
+The figures are computed by the same functions as benchmarks/bench_eval_quality.py. Floors sit a little
+below what was measured (see the comments), so a regression fails while noise from small edits does not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from llmobs.evaluation.heuristic import profanity_model_available, score_response
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_benchmark() -> ModuleType:
+    """Import benchmarks/bench_eval_quality.py by path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_eval_quality", ROOT / "benchmarks" / "bench_eval_quality.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_benchmark()
+
+
+@pytest.fixture(scope="module")
+def heldout() -> dict[str, float]:
+    """Quality figures of the default heuristic backend on the held-out split."""
+    return bench.measure_quality(score_response, "test")
+
+
+@pytest.fixture(scope="module")
+def heldout_lexicon_only() -> dict[str, float]:
+    """Quality figures with toxicity from the lexicon alone (no alt-profanity-check)."""
+    return bench.measure_quality(bench._lexicon_only_scorer, "test")
+
+
+def test_fixtures_have_enough_labeled_items() -> None:
+    for name in ("toxicity.jsonl", "bias.jsonl", "summaries.jsonl", "relevance.jsonl"):
+        rows = bench.load(name, "all")
+        assert len(rows) >= 200, name
+        assert {r["split"] for r in rows} == {"dev", "test"}, name
+
+
+def test_toxicity_separates_toxic_from_clean(heldout: dict[str, float]) -> None:
+    # measured on the held-out half: AUROC 0.998, F1 0.96, clean false-positive rate 0.031 (2 of 65)
+    assert heldout["toxicity_auroc"] >= 0.97
+    assert heldout["toxicity_f1"] >= 0.92
+    assert heldout["toxicity_clean_fpr"] <= 0.05
+
+
+def test_toxicity_lexicon_alone_still_meets_floor(heldout_lexicon_only: dict[str, float]) -> None:
+    # measured: AUROC 0.998, F1 0.96, clean false-positive rate 0.016
+    assert heldout_lexicon_only["toxicity_auroc"] >= 0.95
+    assert heldout_lexicon_only["toxicity_clean_fpr"] <= 0.04
+
+
+def test_bias_separates_stereotypes_from_neutral_mentions(heldout: dict[str, float]) -> None:
+    # measured: AUROC 0.98, F1 0.98, neutral false-positive rate 0.02
+    assert heldout["bias_auroc"] >= 0.93
+    assert heldout["bias_f1"] >= 0.90
+
+
+def test_hallucination_prefers_consistent_summary(heldout: dict[str, float]) -> None:
+    # measured: 0.90 of pairs (target 0.72)
+    assert heldout["summary_pairwise"] >= 0.84
+
+
+def test_relevance_prefers_on_topic_answer(heldout: dict[str, float]) -> None:
+    # measured: 0.944 overall, 0.95 when the off-topic answer comes from the same domain (target 0.90)
+    assert heldout["relevance_pairwise"] >= 0.90
+    assert heldout["relevance_pairwise_same_domain"] >= 0.85
+
+
+def test_classifier_is_used_when_installed() -> None:
+    pytest.importorskip("profanity_check")
+    assert profanity_model_available()
+
+
+def test_throughput_has_not_collapsed() -> None:
+    # The real figure comes from the benchmark (target 2,000/s on an idle core); this floor only catches
+    # order-of-magnitude regressions, since CI machines are shared. CPU time, not wall time.
+    work = bench.hundred_word_workload(301)
+    score_response(*work[0])
+    start = time.process_time()
+    for prompt, response in work[1:]:
+        score_response(prompt, response)
+    per_second = 300 / max(time.process_time() - start, 1e-9)
+    assert per_second >= 250

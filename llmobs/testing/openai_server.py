@@ -342,6 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Routes one HTTP request to the endpoint builders and writes JSON or SSE back."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes; without this, delayed ACKs add ~40 ms
     server_version = "llmobs-fake-openai/1"
     server: _HTTPServer
 

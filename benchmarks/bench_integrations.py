@@ -1,0 +1,173 @@
+"""Time per call added by the LangChain and OpenAI integrations, measured in one run against the same call without.
+
+- LangChain: ``prompt | FakeListChatModel | StrOutputParser`` with no callbacks, with a do-nothing LangChain handler
+  (langchain-core itself does more work for every run once any handler is attached: not llmobs's to remove), and
+  with ``LLMObsCallbackHandler`` (4 spans per call).
+- OpenAI: ``chat.completions.create`` with the real SDK against FakeOpenAIServer in a separate process (so the server
+  does not share this process's GIL), with the SDK as shipped and after ``instrument()``.
+
+Method: rounds of ``--calls`` calls; the variants alternate round by round (order flipped every round); every round
+ends with ``llmobs.flush()`` so the next starts with an empty queue. Three clocks per round:
+  wall        perf_counter over the calls (the flush not included): what the caller waits; noisy on a shared machine;
+  caller CPU  CPU time of the calling thread over the calls: what the caller pays, robust to other processes;
+  process CPU CPU time of the whole process over the calls *and* the flush: includes the writer thread turning the
+              spans into SQLite rows, which shares the GIL with the caller - the full price of recording.
+Reported per clock: best round and median round per variant, and the added time as a ratio.
+Run: python benchmarks/bench_integrations.py [--calls N] [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import llmobs  # noqa: E402
+
+TARGETS = {"langchain": 0.05, "openai": 0.02}
+CLOCKS = ("wall", "caller CPU", "process CPU")
+# The fake server in its own process, with TCP_NODELAY on its sockets: without it the server's two writes per reply
+# (headers, then body) meet the client's delayed ACK and every call waits ~40 ms, which would hide any overhead.
+SERVER = ("import sys; from llmobs.testing import openai_server as s; "
+          "s._Handler.disable_nagle_algorithm = True; sys.exit(s.main(['--port', '0', '--seconds', '900']))")
+
+Rounds = dict[str, dict[str, list[float]]]  # variant -> clock -> seconds per call, one value per round
+
+
+def interleaved(variants: dict[str, Callable[[], Any]], calls: int, rounds: int,
+                before: dict[str, Callable[[], None]] | None = None) -> Rounds:
+    """Run the variants round by round (order flipped each round) and return per-call times on each clock."""
+    result: Rounds = {name: {clock: [] for clock in CLOCKS} for name in variants}
+    names = list(variants)
+    for index in range(rounds):
+        for name in names if index % 2 == 0 else list(reversed(names)):
+            if before and name in before:
+                before[name]()
+            gc.collect()
+            fn = variants[name]
+            wall, thread, process = time.perf_counter(), time.thread_time(), time.process_time()
+            for _ in range(calls):
+                fn()
+            wall, thread = time.perf_counter() - wall, time.thread_time() - thread
+            llmobs.flush(timeout=60)
+            process = time.process_time() - process
+            for clock, value in zip(CLOCKS, (wall, thread, process)):
+                result[name][clock].append(value / calls)
+    return result
+
+
+def report(title: str, result: Rounds, labels: dict[str, str], comparisons: list[tuple[str, str]],
+           target: float) -> None:
+    """Print best and median per-call times on each clock, and the added time of each comparison."""
+    print(f"\n{title}")
+    header = "".join(f"{clock + ' best/median us':>28}" for clock in CLOCKS)
+    print(f"  {'':<30}{header}")
+    for name, clocks in result.items():
+        cells = "".join(f"{min(v) * 1e6:>17.1f} /{statistics.median(v) * 1e6:>8.1f}" for v in clocks.values())
+        print(f"  {labels[name]:<30}{cells}")
+    for base, traced in comparisons:
+        print(f"  added by {labels[traced]} over {labels[base]} (target < {target:.0%}):")
+        for clock in CLOCKS:
+            best = min(result[traced][clock]) / min(result[base][clock]) - 1
+            median = statistics.median(result[traced][clock]) / statistics.median(result[base][clock]) - 1
+            print(f"    {clock:<12} best {best:+7.1%}  median {median:+7.1%}  "
+                  f"{'meets' if best < target else 'misses'} the target (best rounds)")
+
+
+def _noop_handler() -> Any:
+    """A LangChain handler that receives every event and does nothing (needs langchain-core)."""
+    from langchain_core.callbacks.base import BaseCallbackHandler
+
+    class NoopHandler(BaseCallbackHandler):
+        run_inline = True
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+            return None
+
+    return NoopHandler()
+
+
+def bench_langchain(calls: int, rounds: int) -> None:
+    """A three-step LCEL chain on a fake chat model: no handler, a no-op handler, and llmobs's handler."""
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+
+    from llmobs.integrations.langchain import LLMObsCallbackHandler
+
+    prompt = ChatPromptTemplate.from_messages([("system", "Answer in one line."), ("user", "Tell me about {topic}")])
+    chain = prompt | FakeListChatModel(responses=["Owls hunt at night and sleep by day."]) | StrOutputParser()
+    configs: dict[str, Any] = {"base": None, "noop": {"callbacks": [_noop_handler()]},
+                               "traced": {"callbacks": [LLMObsCallbackHandler()]}}
+    question = {"topic": "owls"}
+    for _ in range(50):
+        for config in configs.values():
+            chain.invoke(question, config=config)
+    llmobs.flush()
+    variants = {name: (lambda config=config: chain.invoke(question, config=config)) for name, config in configs.items()}
+    result = interleaved(variants, calls, rounds)
+    report(f"LangChain: prompt | FakeListChatModel | StrOutputParser, {calls} calls x {rounds} rounds "
+           "(4 spans per traced call)", result,
+           {"base": "no callbacks", "noop": "a no-op handler", "traced": "LLMObsCallbackHandler"},
+           [("base", "traced"), ("noop", "traced")], TARGETS["langchain"])
+
+
+def bench_openai(calls: int, rounds: int) -> None:
+    """chat.completions.create against a local FakeOpenAIServer process, with and without instrument()."""
+    import openai
+
+    from llmobs.integrations import openai as integration
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        base_url = server.stdout.readline().strip()
+        if not base_url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the fake server did not start: {base_url!r}")
+        with openai.OpenAI(base_url=base_url, api_key="sk-bench", max_retries=0) as client:
+            messages = [{"role": "system", "content": "Answer in one line."},
+                        {"role": "user", "content": "What is the capital of France?"}]
+
+            def call() -> None:
+                client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
+
+            for _ in range(50):
+                call()
+            integration.instrument()
+            for _ in range(50):
+                call()
+            integration.uninstrument()
+            llmobs.flush()
+            result = interleaved({"base": call, "traced": call}, calls, rounds,
+                                 before={"base": integration.uninstrument, "traced": integration.instrument})
+            integration.uninstrument()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    report(f"OpenAI SDK: chat.completions.create on a local server process, {calls} calls x {rounds} rounds",
+           result, {"base": "SDK as shipped", "traced": "instrument()"}, [("base", "traced")], TARGETS["openai"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200, help="calls per round")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds per variant")
+    args = parser.parse_args()
+    tmp = tempfile.mkdtemp()
+    llmobs.configure(database_url=f"sqlite:///{tmp}/integrations.db")
+    print(f"Python {sys.version.split()[0]}; spans written to a SQLite file in {tmp}")
+    bench_langchain(args.calls, args.rounds)
+    bench_openai(args.calls, args.rounds)
+    print(f"\nspans written: {llmobs.stats()['written']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -69,7 +69,11 @@ def answer(question: str, user_id: str, session_id: str) -> str:
 
 
 def run(requests: int = 120, seed: int = 7) -> int:
-    """Record ``requests`` demo requests; returns how many failed (the failures are part of the demo data)."""
+    """Record ``requests`` demo requests; returns how many failed (the failures are part of the demo data).
+
+    When the optional extras are installed it also makes real OpenAI-SDK calls against the offline
+    OpenAI-compatible server and scores a sample of the generations with the heuristic evaluator.
+    """
     random.seed(seed)
     failures = 0
     for i in range(requests):
@@ -78,5 +82,57 @@ def run(requests: int = 120, seed: int = 7) -> int:
             answer(random.choice(QUESTIONS), user_id=user, session_id=f"{user}-s{i // 30}")
         except RateLimitError:
             failures += 1
+    failures += openai_leg(max(4, requests // 10))
+    llmobs.flush()
+    evaluation_leg()
     llmobs.flush()
     return failures
+
+
+@llmobs.observe(kind="agent")
+def support_agent(client: object, question: str, stream: bool) -> str:
+    """One request to the support agent: a chat completion through the instrumented OpenAI SDK."""
+    llmobs.update_current_trace(user_id="support-user", tags=["demo", "openai"])
+    messages = [{"role": "system", "content": "You are a concise support agent."},
+                {"role": "user", "content": question}]
+    if stream:
+        chunks = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True,  # type: ignore
+                                                stream_options={"include_usage": True})
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[attr-defined]
+    return reply.choices[0].message.content or ""
+
+
+def openai_leg(calls: int) -> int:
+    """Real OpenAI-SDK calls against the offline server (one of them a 429); 0 failures when the extra is missing."""
+    try:
+        import openai
+
+        from llmobs.integrations.openai import instrument, uninstrument
+        from llmobs.testing.openai_server import FakeOpenAIServer, Reply
+    except ImportError:
+        return 0
+    failures = 0
+    instrument()
+    try:
+        with FakeOpenAIServer() as server, openai.OpenAI(base_url=server.base_url, api_key="sk-demo-offline",
+                                                         max_retries=0) as client:
+            server.enqueue(Reply(content="Hello! Your plan includes SSO on the Business tier."),
+                           Reply.error(429, "Rate limit reached for gpt-4o-mini"))
+            for i in range(calls):
+                try:
+                    support_agent(client, random.choice(QUESTIONS), stream=i % 2 == 0)
+                except openai.RateLimitError:
+                    failures += 1
+    finally:
+        uninstrument()
+    return failures
+
+
+def evaluation_leg(limit: int = 60) -> None:
+    """Score stored generations with the offline heuristic evaluator, as the scheduler's online job would."""
+    try:
+        from llmobs.evaluation import evaluate_spans
+    except ImportError:
+        return
+    evaluate_spans(kind="generation", backend="heuristic", limit=limit)

@@ -33,8 +33,11 @@ def test_demo_records_traces_into_the_default_sqlite_file_and_stats_reports_them
         traces = conn.execute("select count(*) from traces").fetchone()[0]
         kinds = dict(conn.execute("select kind, count(*) from spans group by kind").fetchall())
         priced = conn.execute("select count(*) from spans where kind='generation' and cost_usd > 0").fetchone()[0]
-    assert traces == 30 and kinds["chain"] == 30 and kinds["retriever"] == 30 and priced > 20
-    assert "traces: 30" in done.stdout
+        scored = conn.execute("select count(distinct span_id) from evaluations where source='heuristic'").fetchone()[0]
+    assert kinds["chain"] == 30 and kinds["retriever"] == 30 and priced > 20
+    assert kinds["agent"] >= 4 and traces == 30 + kinds["agent"]  # the OpenAI-SDK leg: one agent trace per call
+    assert scored > 10
+    assert f"traces: {traces}" in done.stdout
     stats = llmobs_cli("stats", cwd=tmp_path)
     assert stats.returncode == 0 and f"spans: {sum(kinds.values())}" in stats.stdout and "gpt-4o" in stats.stdout
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench clean install
+.PHONY: demo test bench clean install browser
 
 install: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/llmobs demo
 
-test: $(STAMP)
+# The dashboard's browser tests drive Debian's chromium (never a downloaded browser); installed when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "chromium is not installed and this is not root: the browser tests will be skipped"
+
+test: $(STAMP) browser
 	LLMOBS_TEST_POSTGRES_URL="$${LLMOBS_TEST_POSTGRES_URL:-$$(bash .ci/postgres_url.sh)}" \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -136,6 +136,15 @@ def _mask_url(url: str) -> str:
         return "<unparsable url>"
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the Gradio dashboard until Ctrl-C; refuses a non-loopback address without auth unless --no-auth."""
+    from llmobs.ui.app import create_app, serve
+
+    _configure(args)
+    serve(create_app, host=args.host, port=args.port, auth=args.auth, no_auth=args.no_auth)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="llmobs", description="LLM observability: trace, measure, evaluate, alert.")
@@ -182,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("model", "kind", "status", "user-id", "session-id", "tag", "source"):
         export.add_argument(f"--{name}", help=f"only rows with this {name.replace('-', ' ')}")
     export.set_defaults(func=cmd_export)
+    ui = sub.add_parser("ui", help="serve the dashboard (binds 127.0.0.1 unless told otherwise)")
+    ui.add_argument("--host", help="address to bind (default: dashboard.host, 127.0.0.1)")
+    ui.add_argument("--port", type=int, help="port (default: dashboard.port, 7860)")
+    ui.add_argument("--database-url", default=argparse.SUPPRESS, help="override database_url")
+    ui.add_argument("--auth", help="user:password (default: $LLMOBS_UI_AUTH / dashboard.auth)")
+    ui.add_argument("--no-auth", action="store_true", help="allow a non-loopback address without authentication")
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 

@@ -81,6 +81,7 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
     """Create the llmobs tables if missing; tolerant of several processes racing to create them."""
     if engine in _schema_ready:
         return
+    import llmobs.store.alert_models  # noqa: F401  (registers the alert tables; imports db, so not at the top)
     import llmobs.store.models  # noqa: F401  (registers the tables)
 
     for attempt in range(attempts):

@@ -1,4 +1,4 @@
-"""The one query layer: every figure llmobs shows (CLI, dashboard, alert rules) is computed here from the tables."""
+"""What is stored at all: counts and totals over every table, for ``llmobs stats``."""
 
 from __future__ import annotations
 

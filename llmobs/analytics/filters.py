@@ -1,0 +1,256 @@
+"""The filter object every analytics function takes, its validation, time parsing, and its SQL conditions.
+
+Times: naive datetimes and ISO strings without an offset are taken as UTC; aware values are converted. A range is
+half-open, ``start <= start_time < end``, so adjacent ranges never count a span twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, cast, exists, func, literal_column, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+from llmobs.store.models import SPAN_KINDS, STATUSES, Evaluation, Span, Trace
+
+UTC = dt.timezone.utc
+SPANS: Table = Span.__table__  # type: ignore[assignment]
+TRACES: Table = Trace.__table__  # type: ignore[assignment]
+EVALUATIONS: Table = Evaluation.__table__  # type: ignore[assignment]
+ALL_KINDS = "all"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(value: str | dt.datetime | dt.date | float | int, name: str = "time") -> dt.datetime:
+    """An aware UTC datetime from a datetime, date, ISO 8601 string or epoch seconds; ValueError otherwise.
+
+    >>> parse_time("2024-01-31T23:59:59").isoformat()
+    '2024-01-31T23:59:59+00:00'
+    """
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            return parse_time(dt.datetime.fromisoformat(text), name)
+        except ValueError:
+            pass
+    raise ValueError(f"llmobs.analytics: {name}={value!r} is not a time; give a datetime or an ISO 8601 string "
+                     "such as '2024-01-31T23:59:59' (UTC) or '2024-01-31T23:59:59+02:00'")
+
+
+def parse_duration(value: str | dt.timedelta | float | int, name: str = "duration") -> dt.timedelta:
+    """A positive timedelta from '90s', '15m', '24h', '7d', '2w', a timedelta or seconds; ValueError otherwise.
+
+    >>> parse_duration("15m")
+    datetime.timedelta(seconds=900)
+    """
+    if isinstance(value, dt.timedelta):
+        delta = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        delta = dt.timedelta(seconds=value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        delta = dt.timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
+    else:
+        raise ValueError(f"llmobs.analytics: {name}={value!r} is not a duration; use a number with a unit "
+                         "s, m, h, d or w (e.g. '15m', '24h', '7d') or a timedelta")
+    if delta <= dt.timedelta(0):
+        raise ValueError(f"llmobs.analytics: {name}={value!r} must be positive")
+    return delta
+
+
+def since(value: str | dt.timedelta, now: dt.datetime | None = None) -> dt.datetime:
+    """The UTC time ``value`` ago ('24h', '7d', ...), for relative ranges.
+
+    >>> overview(start=since("24h"))   # doctest: +SKIP
+    """
+    return (now or dt.datetime.now(UTC)) - parse_duration(value, "since")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which spans a query covers: a time range and attribute filters, validated on creation.
+
+    ``kind`` defaults to ``generation`` (LLM calls); ``kind=None`` or ``"all"`` covers every kind. ``model`` takes
+    one name or a list. ``user_id``, ``session_id`` and ``tag`` are trace attributes.
+
+    >>> Filters(start="2024-01-01", end="2024-02-01", model="gpt-4o", status="error").kind
+    'generation'
+    """
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    model: tuple[str, ...] | None = None
+    kind: str | None = "generation"
+    status: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    tag: str | None = None
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        start = None if self.start is None else parse_time(self.start, "start")
+        end = None if self.end is None else parse_time(self.end, "end")
+        if start is not None and end is not None and end < start:
+            raise ValueError(f"llmobs.analytics: end={end.isoformat()} is before start={start.isoformat()}")
+        set_(self, "start", start)
+        set_(self, "end", end)
+        set_(self, "model", _models(self.model))
+        kind = None if self.kind in (None, ALL_KINDS) else self.kind
+        if kind is not None and kind not in SPAN_KINDS:
+            raise ValueError(f"llmobs.analytics: kind={self.kind!r} is unknown; allowed: "
+                             f"{', '.join(SPAN_KINDS)}, or None/'all' for every kind")
+        set_(self, "kind", kind)
+        if self.status is not None and self.status not in STATUSES:
+            raise ValueError(f"llmobs.analytics: status={self.status!r} is unknown; allowed: "
+                             f"{', '.join(STATUSES)}, or None for both")
+        for key in ("user_id", "session_id", "tag", "source"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"llmobs.analytics: {key}={value!r} must be a string or None")
+
+    @property
+    def has_trace_filters(self) -> bool:
+        """True when user, session or tag narrow the spans to some traces."""
+        return any(v is not None for v in (self.user_id, self.session_id, self.tag))
+
+    @property
+    def has_span_filters(self) -> bool:
+        """True when model, status or source narrow the spans (kind is not counted: see trace-level figures)."""
+        return any(v is not None for v in (self.model, self.status, self.source))
+
+    def replace(self, **changes: Any) -> "Filters":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+FILTER_FIELDS = tuple(f.name for f in dataclasses.fields(Filters))
+
+
+def _models(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, Sequence) else None
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"llmobs.analytics: model={value!r} must be a model name or a non-empty list of names")
+    return names
+
+
+def resolve(filters: Filters | None = None, start: Any = None, end: Any = None, **fields: Any) -> Filters:
+    """Merge ``filters`` with explicit arguments (which win); unknown field names raise ValueError listing allowed.
+
+    >>> resolve(None, "2024-01-01", model="gpt-4o").model
+    ('gpt-4o',)
+    """
+    unknown = set(fields) - set(FILTER_FIELDS)
+    if unknown:
+        raise ValueError(f"llmobs.analytics: unknown filter {', '.join(sorted(unknown))}; allowed: "
+                         + ", ".join(FILTER_FIELDS))
+    if filters is not None and not isinstance(filters, Filters):
+        raise ValueError(f"llmobs.analytics: filters={filters!r} must be a llmobs.analytics.Filters")
+    changes = dict(fields)
+    if start is not None:
+        changes["start"] = start
+    if end is not None:
+        changes["end"] = end
+    if filters is None:
+        return Filters(**changes)
+    return filters.replace(**changes) if changes else filters
+
+
+def span_conditions(f: Filters, dialect: str, *, time: bool = True) -> list[ColumnElement[bool]]:
+    """WHERE conditions on ``spans`` for ``f`` (``time=False`` leaves the range out, for per-bucket queries)."""
+    s = SPANS.c
+    conds: list[ColumnElement[bool]] = []
+    if time and f.start is not None:
+        conds.append(s.start_time >= f.start)
+    if time and f.end is not None:
+        conds.append(s.start_time < f.end)
+    if f.kind is not None:
+        conds.append(s.kind == f.kind)
+    if f.model is not None:
+        conds.append(s.model_name == f.model[0] if len(f.model) == 1 else s.model_name.in_(f.model))
+    if f.status is not None:
+        conds.append(s.status == f.status)
+    if f.source is not None:
+        conds.append(s.source == f.source)
+    if f.has_trace_filters:
+        conds.append(s.trace_id.in_(select(TRACES.c.id).where(*trace_attribute_conditions(f, dialect))))
+    return conds
+
+
+def trace_attribute_conditions(f: Filters, dialect: str) -> list[ColumnElement[bool]]:
+    """Conditions on ``traces`` for user, session and tag."""
+    t = TRACES.c
+    conds: list[ColumnElement[bool]] = []
+    if f.user_id is not None:
+        conds.append(t.user_id == f.user_id)
+    if f.session_id is not None:
+        conds.append(t.session_id == f.session_id)
+    if f.tag is not None:
+        conds.append(_has_tag(f.tag, dialect))
+    return conds
+
+
+def trace_conditions(f: Filters, dialect: str, *, time_unindexed: bool = False) -> list[ColumnElement[bool]]:
+    """Conditions on ``traces`` for trace-level figures: traces started in the range with the trace attributes,
+    narrowed to traces holding a matching span when model, status or source is given.
+
+    ``time_unindexed`` stops SQLite from using the start_time index, so that it can walk another index instead.
+    """
+    t = TRACES.c
+    conds = trace_attribute_conditions(f, dialect)
+    start_time: ColumnElement[Any] = Unindexed(t.start_time) if time_unindexed else t.start_time
+    if f.start is not None:
+        conds.append(start_time >= f.start)
+    if f.end is not None:
+        conds.append(start_time < f.end)
+    if f.has_span_filters:
+        inner = f.replace(user_id=None, session_id=None, tag=None)
+        conds.append(t.id.in_(select(SPANS.c.trace_id).where(*span_conditions(inner, dialect))))
+    return conds
+
+
+def _has_tag(tag: str, dialect: str) -> ColumnElement[bool]:
+    tags = TRACES.c.tags
+    if dialect == "postgresql":
+        return cast(tags, JSONB).contains([tag])
+    each = func.json_each(tags).table_valued("value")
+    return exists(select(literal_column("1")).select_from(each).where(each.c.value == tag))
+
+
+class Unindexed(ColumnElement[Any]):
+    """A column SQLite may not look up through an index (rendered ``+column``); plain on other engines."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(Unindexed)
+def _unindexed_default(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(Unindexed, "sqlite")
+def _unindexed_sqlite(element: Unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + str(compiler.process(element.column, **kw))

@@ -1,0 +1,81 @@
+"""Trace browsing queries for the dashboard: a searchable, paginated trace list, one trace's spans, and the
+queue of recent generations that no human has scored yet.
+
+>>> page = list_traces(Filters(start=since("24h"), kind=None), search="checkout")  # doctest: +SKIP
+>>> [s["name"] for s in trace_spans(page["rows"][0]["trace_id"])]                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Engine
+
+from llmobs.analytics.filters import EVALUATIONS, SPANS, TRACES, Filters, resolve, span_conditions, \
+    trace_conditions
+from llmobs.analytics.queries import connect
+
+MAX_PAGE_SIZE = 500
+TRACE_LIST_COLUMNS = ("id", "name", "user_id", "session_id", "start_time", "duration_ms", "status", "span_count",
+                      "error_count", "total_tokens", "cost_usd")
+
+
+def list_traces(filters: Filters | None = None, *, search: str | None = None, page: int = 1, page_size: int = 25,
+                engine: Engine | str | None = None, **fields: Any) -> dict[str, Any]:
+    """Traces that started in the range, newest first, one page at a time: ``{"rows", "total", "page", "pages"}``.
+
+    ``search`` matches a substring of the trace id, name, user or session (case-insensitive).
+
+    >>> list_traces(Filters(start=since("1h"), kind=None), search="u-42")["total"]   # doctest: +SKIP
+    3
+    """
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise ValueError(f"llmobs.analytics: page={page!r} must be a positive integer")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"llmobs.analytics: page_size={page_size!r} must be an integer from 1 to {MAX_PAGE_SIZE}")
+    f = resolve(filters, **fields)
+    t = TRACES.c
+    with connect(engine) as conn:
+        conds = trace_conditions(f, conn.dialect.name)
+        if search and search.strip():
+            pattern = f"%{search.strip().lower()}%"
+            conds.append(or_(*(func.lower(func.coalesce(c, "")).like(pattern)
+                               for c in (t.id, t.name, t.user_id, t.session_id))))
+        total = int(conn.execute(select(func.count()).select_from(TRACES).where(*conds)).scalar_one())
+        rows = conn.execute(select(*(t[c] for c in TRACE_LIST_COLUMNS)).where(*conds)
+                            .order_by(t.start_time.desc(), t.id).limit(page_size)
+                            .offset((page - 1) * page_size)).mappings().all()
+    out = [{"trace_id": r["id"], **{k: r[k] for k in TRACE_LIST_COLUMNS if k != "id"}} for r in rows]
+    return {"rows": out, "total": total, "page": page, "pages": max(1, -(-total // page_size))}
+
+
+def trace_spans(trace_id: str, *, engine: Engine | str | None = None) -> list[dict[str, Any]]:
+    """Every span of one trace, in start order, with all stored columns (``metadata`` under that key).
+
+    >>> trace_spans("0af7651916cd43dd8448eb211c80319c")[0]["parent_id"] is None   # doctest: +SKIP
+    True
+    """
+    s = SPANS.c
+    with connect(engine) as conn:
+        rows = conn.execute(select(SPANS).where(s.trace_id == trace_id).order_by(s.start_time, s.id)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def review_queue(*, limit: int = 20, score_source: str = "human", engine: Engine | str | None = None,
+                 **fields: Any) -> list[dict[str, Any]]:
+    """Recent generations (newest first) that have an output and no score from ``score_source`` yet.
+
+    >>> review_queue(limit=1)[0]["output"]   # doctest: +SKIP
+    '"Paris is the capital of France."'
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"llmobs.analytics: limit={limit!r} must be an integer from 1 to {MAX_PAGE_SIZE}")
+    f = resolve(None, **fields)
+    s, e = SPANS.c, EVALUATIONS.c
+    scored = select(e.id).where(e.span_id == s.id, e.source == score_source).exists()
+    with connect(engine) as conn:
+        conds = [*span_conditions(f, conn.dialect.name), s.output.is_not(None), ~scored]
+        rows = conn.execute(select(s.id, s.trace_id, s.name, s.input, s.output, s.model_name, s.start_time)
+                            .where(*conds).order_by(s.start_time.desc(), s.id).limit(limit)).mappings().all()
+    return [{"span_id": r["id"], **{k: r[k] for k in r.keys() if k != "id"}} for r in rows]

@@ -1,0 +1,240 @@
+"""Dashboard tab callbacks on a seeded database (SQLite and PostgreSQL): what each tab shows equals what the
+analytics layer and the stores compute for the same range and filters; writes land in the database."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from llmobs import analytics
+from llmobs.alerts import AlertManager, AlertRule
+from llmobs.analytics.traces import list_traces, review_queue, trace_spans
+from llmobs.evaluation import get_evaluation_summary
+from llmobs.ui.format import fmt_int, fmt_ms, fmt_pct, fmt_score, fmt_usd
+from llmobs.ui.state import AppContext, build_filters, previous_period
+from llmobs.ui.tabs import alerts, errors, evaluations, export, models, overview, performance, review, traces
+from tests.support.databases import Store
+from tests.ui.conftest import HTML_ERROR, TAGGED_NAME, XSS, XSS_TRACE
+
+DAY = "Last 24 hours"
+Seeded = tuple[AppContext, dict[str, Any], Store]
+
+
+def _table(rows: list[list[str]]) -> dict[str, list[str]]:
+    return {r[0]: r[1:] for r in rows}
+
+
+def test_overview_shows_the_analytics_figures_and_the_change_against_the_previous_period(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    rows, fig, status = overview.refresh(ctx, DAY)
+    f = build_filters(DAY)
+    cur = analytics.overview(filters=f, engine=ctx.engine)
+    prev = analytics.overview(filters=previous_period(f), engine=ctx.engine)
+    shown = _table(rows)
+    assert cur["total_requests"] == 6 and prev["total_requests"] == 2  # 5 seeded calls + the traced LLM call
+    assert shown["Total requests"] == ["6", "2", "+200.0%"]
+    assert shown["Success rate"][:2] == [fmt_pct(cur["success_rate"]), fmt_pct(prev["success_rate"])] == \
+        ["83.33%", "100.00%"]
+    assert shown["p95 latency"][0] == fmt_ms(cur["p95_response_time"])
+    assert shown["Total cost"][0] == fmt_usd(cur["total_cost"])
+    assert shown["Total tokens"][0] == fmt_int(cur["total_tokens"]) == "1,210"
+    assert shown["Average quality"][0] == fmt_score(cur["avg_quality_score"]) == "0.700"
+    assert shown["Active alerts"][0] == "0"
+    assert status == ""
+    assert sum(fig.data[0].y) == 6
+
+
+def test_overview_filters_narrow_the_figures_like_analytics(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    rows, _, _ = overview.refresh(ctx, DAY, "gpt-4o-mini", "alice")
+    expected = analytics.overview(filters=build_filters(DAY, model="gpt-4o-mini", user_id="alice"), engine=ctx.engine)
+    assert _table(rows)["Total requests"][0] == fmt_int(expected["total_requests"]) == "1"
+
+
+def test_overview_counts_open_alerts(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    manager = AlertManager(engine=ctx.engine, channels_from_config=False)
+    manager.add_rule(AlertRule(rule_id="errs", name="Errors", metric_name="error_count", condition="gt",
+                               threshold=0, window_minutes=120))
+    manager.evaluate_rules()
+    assert _table(overview.refresh(ctx, DAY)[0])["Active alerts"][0] == "1"
+
+
+def test_every_tab_shows_a_friendly_empty_state_on_an_empty_database(empty_ctx: AppContext) -> None:
+    assert "No LLM calls" in overview.refresh(empty_ctx, DAY)[2]
+    assert traces.trace_page(empty_ctx, DAY) == ([], traces.EMPTY_LIST)
+    assert "Select a trace" in traces.open_trace(empty_ctx, "")[4]
+    assert "No LLM calls" in performance.refresh(empty_ctx, DAY)[-1]
+    assert models.refresh(empty_ctx, DAY)[0] == []
+    assert "No LLM calls" in errors.refresh(empty_ctx, DAY)[0]
+    assert review.item_view(review.next_item(empty_ctx))[-1] == review.EMPTY_QUEUE
+    assert "No alert rules yet" in alerts.refresh(empty_ctx)[2]
+    assert "No evaluation scores" in evaluations.refresh(empty_ctx, DAY)[2]
+    path, status = export.export_file(empty_ctx, "spans", "csv", "all", DAY)
+    assert path is not None and status.startswith("Exported 0 spans rows")
+
+
+def test_a_bad_range_is_reported_in_the_page_not_raised(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    assert overview.refresh(ctx, "Last century")[2].startswith("Error: llmobs.ui: range='Last century' is unknown")
+    assert traces.trace_page(ctx, "Last century")[1].startswith("Error:")
+
+
+def test_trace_list_is_newest_first_searchable_and_paginated(seeded: Seeded) -> None:
+    ctx, data, _ = seeded
+    rows, status = traces.trace_page(ctx, DAY)
+    assert status == "Page 1 of 1 · 6 traces"
+    assert rows[0][:3] == [XSS_TRACE, "checkout-flow", "dave"]
+    assert [r[5] for r in rows].count("error") == 1
+    assert traces.trace_page(ctx, DAY, search="CAROL")[0][0][2] == "carol"
+    assert traces.trace_page(ctx, DAY, user_id="alice")[1] == "Page 1 of 1 · 2 traces"
+    f = build_filters(DAY, kind=None)
+    page2 = list_traces(f, page=2, page_size=4, engine=ctx.engine)
+    assert (page2["total"], page2["pages"], len(page2["rows"])) == (6, 2, 2)
+    with pytest.raises(ValueError, match="page_size=0"):
+        list_traces(f, page_size=0, engine=ctx.engine)
+
+
+def test_opening_a_trace_shows_its_span_tree_waterfall_and_untrusted_output_verbatim(seeded: Seeded) -> None:
+    ctx, data, _ = seeded
+    tree, fig, pick, detail, status = traces.open_trace(ctx, XSS_TRACE)
+    assert [r[0].strip() for r in tree] == ["checkout-flow", f"└ {TAGGED_NAME}", "└ answer-llm"]
+    # Plotly would read <b> as markup; entities make it draw the characters.
+    assert fig.data[0].y[1] == f"· lookup-docs &lt;b&gt;bold&lt;/b&gt; [{data['retriever']['id'][-6:]}]"
+    assert status == f"Trace {XSS_TRACE}: 3 spans"
+    assert len(fig.data[0].x) == 3 and list(fig.data[0].base) == [0.0, 50.0, 250.0]
+    llm = data["xss_span"]["id"]
+    shown = dict(zip(traces.DETAIL_FIELDS, traces.show_span(ctx, XSS_TRACE, llm)))
+    assert shown["output"] == XSS
+    assert XSS in shown["metadata"]
+    assert shown["tokens"] == "prompt 40 · completion 20 · total 60"
+    assert shown["cost"] == "$0.0006"
+    assert [s["id"] for s in trace_spans(XSS_TRACE, engine=ctx.engine)] == [c[1] for c in pick["choices"]]
+
+
+def test_an_error_span_shows_its_error(seeded: Seeded) -> None:
+    ctx, data, _ = seeded
+    failed = data["recent"][3]
+    detail = dict(zip(traces.DETAIL_FIELDS, traces.show_span(ctx, failed["trace_id"], failed["id"])))
+    assert detail["error"] == f"RateLimitError\n{HTML_ERROR}"
+
+
+def test_performance_charts_plot_the_analytics_timeseries(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    *figs, status = performance.refresh(ctx, DAY)
+    series = analytics.timeseries(performance.METRICS, filters=build_filters(DAY), bucket="15m", engine=ctx.engine)
+    assert status == "6 requests · bucket 15m"
+    requests, latency = figs[0], figs[2]
+    assert list(requests.data[0].y) == [r["requests"] for r in series]
+    assert [t.name for t in latency.data] == ["p50", "p95", "p99"]
+    assert list(latency.data[1].y) == [r["latency_p95"] for r in series]
+    assert sum(v or 0 for v in figs[4].data[0].y) == pytest.approx(sum(r["cost"] for r in series))
+
+
+def test_models_tab_rows_equal_model_comparison(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    rows, fig, _ = models.refresh(ctx, DAY)
+    expected = analytics.model_comparison(filters=build_filters(DAY), engine=ctx.engine)
+    assert [r[0] for r in rows] == [m["model_name"] for m in expected] == ["gpt-4o", "gpt-4o-mini"]
+    assert rows[1][1:3] == [fmt_int(expected[1]["total_requests"]), fmt_pct(expected[1]["success_rate"])] == \
+        ["2", "50.00%"]
+    assert rows[0][4] == fmt_ms(expected[0]["p95_response_time"])
+    assert list(fig.data[0].y) == [4, 2]
+
+
+def test_errors_tab_equals_error_breakdown(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    summary, types, _, by_model, recent = errors.refresh(ctx, DAY)
+    b = analytics.error_breakdown(filters=build_filters(DAY), engine=ctx.engine)
+    assert summary == "1 errors in 6 requests (error rate 16.67%)"
+    assert types[0][:2] == ["RateLimitError", str(b["by_type"][0]["count"])]
+    assert by_model == [["gpt-4o-mini", "2", "1", "50.00%"]]
+    assert recent[0][5] == HTML_ERROR
+
+
+def test_review_submission_stores_human_scores_and_loads_the_next_item(seeded: Seeded) -> None:
+    ctx, data, store = seeded
+    first = review.item_view(review.next_item(ctx))
+    assert first[0] == data["xss_span"]["id"] and first[4] == XSS
+    after = review.submit_review(ctx, first[0], first[1], 4, "Thumbs up", "  clear answer ")
+    assert after[0] != first[0] and after[0] == review_queue(limit=1, engine=ctx.engine)[0]["span_id"]
+    assert after[5].startswith(f"Saved review of span {first[0]}")
+    stored = {r["name"]: r for r in store.rows("evaluations", order="created_at", where="source = 'human'")}
+    assert stored["human_rating"]["value"] == 4.0 and stored["human_rating"]["comment"] == "clear answer"
+    assert stored["human_thumbs"]["value"] == 1.0 and stored["human_thumbs"]["label"] == "Thumbs up"
+    assert {r["span_id"] for r in stored.values()} == {first[0]}
+    assert {r["trace_id"] for r in stored.values()} == {XSS_TRACE}
+
+
+def test_review_without_rating_or_thumbs_stores_nothing(seeded: Seeded) -> None:
+    ctx, data, store = seeded
+    span_id = data["xss_span"]["id"]
+    result = review.submit_review(ctx, span_id, XSS_TRACE, None, None, "hmm")
+    assert result[0] == span_id and "rating" in result[5]
+    assert store.rows("evaluations", order="created_at", where="source = 'human'") == []
+
+
+def test_alert_rules_are_created_validated_toggled_and_deleted(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    manager = AlertManager(engine=ctx.engine, channels_from_config=False)
+    _, rules, status = alerts.create_rule(ctx, "slow", "Slow p95", "response_time_p95", "gt", 1000, "critical", 30)
+    assert status == "Created rule slow."
+    assert rules == [["slow", "Slow p95", "response_time_p95", "gt", "1000", "critical", "30", "yes"]]
+    assert manager.get_rule("slow").severity == "critical"
+    _, rules, status = alerts.create_rule(ctx, "broken", "Broken", "no_such_metric", "gt", 1, "warning", 15)
+    assert status.startswith("Error: Rule not saved: AlertRule.metric_name = 'no_such_metric' is invalid")
+    _, _, status = alerts.create_rule(ctx, "slow", "Again", "error_rate", "gt", 1, "warning", 15)
+    assert "exists already" in status
+    assert [r.rule_id for r in manager.list_rules()] == ["slow"] and manager.get_rule("slow").name == "Slow p95"
+    assert alerts.rule_action(ctx, "disable", "slow")[2] == "Rule slow: disabled."
+    assert manager.get_rule("slow").enabled is False
+    assert alerts.rule_action(ctx, "enable", "slow")[1][0][-1] == "yes"
+    assert alerts.rule_action(ctx, "delete", "nope")[2] == "Error: no alert rule with rule_id 'nope'"
+    assert alerts.rule_action(ctx, "delete", "slow")[1] == []
+    assert manager.list_rules() == []
+
+
+def test_acknowledging_an_open_alert_is_stored(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    manager = AlertManager(engine=ctx.engine, channels_from_config=False)
+    manager.add_rule(AlertRule(rule_id="errs", name="Errors", metric_name="error_count", condition="gt",
+                               threshold=0, window_minutes=120))
+    manager.evaluate_rules()
+    shown, _, status = alerts.refresh(ctx)
+    alert_id = shown[0][0]
+    assert status == "1 open alert(s)." and shown[0][1] == "Errors"
+    _, _, status = alerts.acknowledge(ctx, alert_id, by="reviewer")
+    assert status == f"Acknowledged alert {alert_id}."
+    stored = manager.get_alert(alert_id)
+    assert stored["acknowledged_by"] == "reviewer" and stored["acknowledged_at"] is not None
+    assert alerts.acknowledge(ctx, alert_id)[2].startswith("Error: No open, unacknowledged alert")
+
+
+def test_evaluations_tab_equals_the_evaluation_summary_and_playground_explains(seeded: Seeded) -> None:
+    ctx, _, _ = seeded
+    rows, fig, _ = evaluations.refresh(ctx, DAY)
+    summary = get_evaluation_summary(start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1),
+                                     database_url=ctx.database_url)
+    assert rows == [["quality", "2", fmt_score(summary["metrics"]["quality"]["mean"]), "0.500", "0.500", "0.900"]]
+    assert list(fig.data[1].y) == [pytest.approx(0.7)]
+    scores, status = evaluations.playground("What is the capital of France?", "Paris is the capital of France.",
+                                            "qa")
+    named = {r[0]: r for r in scores}
+    assert status.startswith("Quality ") and named["relevance"][3]
+    assert evaluations.playground("q", "  ", "qa") == ([], "Error: Paste a response to evaluate.")
+
+
+def test_export_writes_the_filtered_range_like_analytics_export(seeded: Seeded, tmp_path: Any) -> None:
+    ctx, _, _ = seeded
+    path, status = export.export_file(ctx, "spans", "csv", "generation", DAY, model="gpt-4o", directory=str(tmp_path))
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert status.startswith("Exported 4 spans rows")
+    assert len(rows) == 4 and {r["model_name"] for r in rows} == {"gpt-4o"}
+    expected = tmp_path / "expected.csv"
+    assert analytics.export(expected, "csv", "spans", filters=build_filters(DAY, "gpt-4o"), engine=ctx.engine) == 4
+    path, status = export.export_file(ctx, "nope", "csv", "all", DAY, directory=str(tmp_path))
+    assert path is None and "table='nope' is unknown" in status

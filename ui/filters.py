@@ -1,0 +1,45 @@
+"""The shared controls: time range and the model/user/session/tag/source filter boxes, built once per tab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+
+from llmobs.ui.state import DEFAULT_RANGE, RANGES
+
+
+@dataclass
+class FilterControls:
+    """The Gradio components holding one tab's range and filters (in ``inputs()`` order)."""
+
+    range: gr.Dropdown
+    model: gr.Textbox
+    user_id: gr.Textbox
+    session_id: gr.Textbox
+    tag: gr.Textbox
+    source: gr.Textbox
+
+    def inputs(self) -> list[gr.components.Component]:
+        """The components in the argument order of ``state.build_filters``."""
+        return [self.range, self.model, self.user_id, self.session_id, self.tag, self.source]
+
+    def wire(self, refresh_button: gr.Button, refresh: Callable[..., Any], outputs: list[Any]) -> tuple[
+            Callable[..., Any], list[Any], list[Any]]:
+        """Re-run ``refresh`` on the button, a range change or Enter in any filter box; returns (fn, inputs, outputs)."""
+        inputs = self.inputs()
+        for trigger in (refresh_button.click, self.range.change, *(box.submit for box in inputs[1:])):
+            trigger(refresh, inputs, outputs)
+        return refresh, inputs, outputs
+
+
+def filter_controls(prefix: str) -> FilterControls:
+    """Render a row of range + filter controls; ``prefix`` keeps element ids unique per tab."""
+    with gr.Row():
+        rng = gr.Dropdown(list(RANGES), value=DEFAULT_RANGE, label="Time range", elem_id=f"{prefix}-range",
+                          scale=2)
+        boxes = [gr.Textbox(label=label, placeholder="any", elem_id=f"{prefix}-{key}", scale=1)
+                 for key, label in (("model", "Model"), ("user", "User"), ("session", "Session"), ("tag", "Tag"),
+                                    ("source", "Source"))]
+    return FilterControls(rng, *boxes)

@@ -1,0 +1,86 @@
+"""Manual review tab: recent generations without a human score, prompt and response side by side; a 1-5 rating,
+thumbs up/down and a comment are stored as ``human`` scores, then the next item loads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+import llmobs
+from llmobs.analytics.traces import review_queue
+from llmobs.ui.format import as_text, cell
+from llmobs.ui.state import AppContext
+
+RATING_NAME = "human_rating"
+THUMBS_NAME = "human_thumbs"
+THUMBS = {"Thumbs up": 1.0, "Thumbs down": 0.0}
+EMPTY_QUEUE = "Nothing to review: every recent generation already has a human score."
+
+
+def next_item(ctx: AppContext) -> dict[str, Any] | None:
+    """The newest generation with an output and no human score, or None."""
+    queue = review_queue(limit=1, engine=ctx.engine, kind="generation")
+    return queue[0] if queue else None
+
+
+def item_view(item: dict[str, Any] | None) -> tuple[str, str, str, str, str, str]:
+    """(span id, trace id, about line, prompt, response, status) for the review widgets."""
+    if item is None:
+        return "", "", "", "", "", EMPTY_QUEUE
+    about = f"{cell(item['name'])} · {cell(item['model_name'])} · {cell(item['start_time'])}"
+    return item["span_id"], item["trace_id"], about, as_text(item["input"]), as_text(item["output"]), ""
+
+
+def submit_review(ctx: AppContext, span_id: str, trace_id: str, rating: float | None, thumbs: str | None,
+                  comment: str, author: str | None = None) -> tuple[str, str, str, str, str, str]:
+    """Store the rating / thumbs (with the comment) as ``human`` scores, wait for the write, load the next item.
+
+    Nothing is stored when neither a rating nor thumbs is given (the status says so)."""
+    if not span_id:
+        return (*item_view(next_item(ctx))[:5], EMPTY_QUEUE)
+    if rating is None and thumbs not in THUMBS:
+        view = item_view(next_item(ctx))
+        current = span_id == view[0]
+        return (*view[:5], "Give a 1–5 rating or thumbs up/down before submitting." if current else view[5])
+    text = (comment or "").strip() or None
+    trace = trace_id or None
+    if rating is not None:
+        llmobs.score(RATING_NAME, float(rating), span_id=span_id, trace_id=trace, comment=text, source="human",
+                     author=author)
+    if thumbs in THUMBS:
+        llmobs.score(THUMBS_NAME, THUMBS[thumbs], span_id=span_id, trace_id=trace, label=thumbs,
+                     comment=None if rating is not None else text, source="human", author=author)
+    llmobs.flush(timeout=10)
+    view = item_view(next_item(ctx))
+    return (*view[:5], f"Saved review of span {span_id}. " + (view[5] or "Next item loaded."))
+
+
+def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
+    """Render the tab; returns (load fn, inputs, outputs)."""
+    span_id = gr.Textbox(label="Span id", interactive=False, elem_id="review-span-id")
+    trace_id = gr.Textbox(label="Trace id", interactive=False, visible=False)
+    about = gr.Textbox(label="Generation", interactive=False, elem_id="review-about")
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", lines=10, max_lines=40, interactive=False, elem_id="review-prompt")
+        response = gr.Textbox(label="Response", lines=10, max_lines=40, interactive=False, elem_id="review-response")
+    with gr.Row():
+        rating = gr.Radio([1, 2, 3, 4, 5], label="Rating (1 = poor, 5 = excellent)", elem_id="review-rating")
+        thumbs = gr.Radio(list(THUMBS), label="Thumbs", elem_id="review-thumbs")
+    comment = gr.Textbox(label="Comment", lines=2, elem_id="review-comment")
+    with gr.Row():
+        submit = gr.Button("Submit review", variant="primary", elem_id="review-submit")
+        skip = gr.Button("Reload queue", elem_id="review-reload")
+    status = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="review-status")
+    item_outputs = [span_id, trace_id, about, prompt, response, status]
+
+    def load() -> tuple[str, ...]:
+        return item_view(next_item(ctx))
+
+    def on_submit(sid: str, tid: str, r: Any, th: Any, c: str, request: gr.Request) -> tuple[Any, ...]:
+        author = getattr(request, "username", None) if request is not None else None
+        return (*submit_review(ctx, sid, tid, r, th, c, author), None, None, "")
+
+    submit.click(on_submit, [span_id, trace_id, rating, thumbs, comment], [*item_outputs, rating, thumbs, comment])
+    skip.click(load, [], item_outputs)
+    return load, [], item_outputs

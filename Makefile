@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/llmobs demo
+	$(BIN)/llmobs demo --serve
 
 # The dashboard's browser tests drive Debian's chromium (never a downloaded browser); installed when missing.
 browser:

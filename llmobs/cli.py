@@ -27,7 +27,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"llmobs demo: recording {args.requests} requests into {get_settings().database_url} ...")
     failures = demo.run(args.requests)
     print(f"recorded {args.requests} requests ({failures} failed on purpose: simulated rate limits)\n")
-    return cmd_stats(args)
+    code = cmd_stats(args)
+    if args.serve:
+        return _serve_demo(args.port)
+    return code
+
+
+def _serve_demo(port: int) -> int:
+    """Run the scheduler in the background and the dashboard in the foreground on the demo data until Ctrl-C."""
+    import logging
+    import signal
+
+    from llmobs.alerts import AlertManager, LogNotifier
+    from llmobs.scheduler import start_background
+    from llmobs.ui import create_app, serve
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    manager = AlertManager()
+    manager.ensure_default_rules()
+    if not manager.notification_handlers:  # no channel configured: alerts go to the console
+        manager.add_notification_handler(LogNotifier("console"))
+    scheduler = start_background(manager=manager)
+    print(f"\nscheduler: evaluating alert rules every {scheduler.llmobs_service.options.interval_seconds:g} s")
+    print(f"dashboard: http://127.0.0.1:{port}/   (Ctrl-C stops the dashboard and the scheduler)", flush=True)
+    try:
+        serve(create_app(), host="127.0.0.1", port=port, block=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean stop
+        scheduler.shutdown(wait=False)
+        print("stopped the dashboard and the scheduler")
+    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -153,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="record a demo workload and print a summary")
     demo.add_argument("--requests", type=int, default=120)
+    demo.add_argument("--serve", action="store_true", help="then run the scheduler and the dashboard until Ctrl-C")
+    demo.add_argument("--port", type=int, default=7860, help="dashboard port with --serve")
     demo.set_defaults(func=cmd_demo)
     stats = sub.add_parser("stats", help="summarise what is stored")
     stats.set_defaults(func=cmd_stats)

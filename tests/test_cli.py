@@ -48,3 +48,37 @@ def test_a_bad_setting_stops_the_command_with_a_clear_message(tmp_path: Path) ->
     done = llmobs_cli("stats", cwd=tmp_path)
     assert done.returncode != 0
     assert "sample_rate = 'lots'" in done.stderr and "between 0 and 1" in done.stderr
+
+
+def test_demo_serve_runs_dashboard_and_scheduler_until_ctrl_c(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOBS_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "llmobs.cli", "demo", "--requests", "10", "--serve", "--port",
+                             str(port)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+                    status = page.status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200, "the dashboard did not come up"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-2000:]
+    assert f"dashboard: http://127.0.0.1:{port}/" in out and "stopped the dashboard and the scheduler" in out
+    assert "scheduler: evaluating alert rules every" in out

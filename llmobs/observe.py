@@ -155,6 +155,7 @@ def _sync_call(spec: _Spec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...
     """The per-call path for plain functions, with the common case (sampled, capture on) inlined."""
     name, kind, metadata = spec.name, spec.kind, spec.metadata
     capture_in, capture_out = spec.capture_input, spec.capture_output
+    params, n_params, simple = spec.params, len(spec.params), not spec.skip_self_when_unbound
 
     def call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not rt.enabled:
@@ -173,7 +174,15 @@ def _sync_call(spec: _Spec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...
             else:
                 return wrapped(*args, **kwargs)
             if rt.capture_input if capture_in is None else capture_in:
-                span.input = _capture_args(spec, instance, args, kwargs)
+                if simple and not kwargs and len(args) <= n_params:
+                    # The common case inlined: positional arguments only, immutable values kept as they are.
+                    captured = dict(zip(params, args))
+                    for key, value in captured.items():
+                        if type(value) not in _IMMUTABLE:
+                            captured[key] = _safe_snap(value, rt.max_field_chars)
+                    span.input = captured
+                else:
+                    span.input = _capture_args(spec, instance, args, kwargs)
             if metadata:
                 span.metadata = dict(metadata)
         except Exception:  # noqa: BLE001 - boundary: trace nothing rather than break the call
@@ -200,7 +209,14 @@ def _sync_call(spec: _Spec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...
                     span.output = result
                 else:
                     span.output = _safe_snap(result, rt.max_field_chars)
-            _pipeline.pipeline.submit(span)
+            pipe = _pipeline.pipeline
+            queue = pipe.queue
+            if pipe.thread is None or len(queue) >= pipe.maxlen:
+                pipe.submit(span)  # start the writer, or drop the oldest and count it
+            else:
+                queue.append(span)
+                if len(queue) >= pipe.wake_at:
+                    pipe.wake.set()
         except Exception:  # noqa: BLE001 - boundary
             log.exception("llmobs: could not close span %r", name)
         return result

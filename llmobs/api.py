@@ -14,21 +14,23 @@ log = logging.getLogger("llmobs")
 _NOT_SET: Any = object()
 _user_processors: list[Callable[..., Any]] = []
 _mask: Callable[[Any], Any] | None = None
+_tracker_processor: Callable[..., Any] | None = None
 
 
 def configure(*, mask: Callable[[Any], Any] | None = _NOT_SET, processors: Sequence[Callable[..., Any]] | None = None,
-              exporters: Sequence[Any] | None = None, config_file: str | None = None, reset: bool = False,
-              **settings: Any) -> Settings:
+              exporters: Sequence[Any] | None = None, performance_tracker: Any = _NOT_SET,
+              config_file: str | None = None, reset: bool = False, **settings: Any) -> Settings:
     """Set llmobs settings from code (highest precedence) and hooks; raises ConfigError naming a bad key or value.
 
     Settings are the keys of ``config/config.yaml`` (nested ones as ``alerts={"...": ...}`` or
     ``alerts__evaluation_interval_seconds=30``). ``mask`` is called on every input, output and metadata value
     before it is stored; ``processors`` run on each finished span in the writer thread; ``exporters`` replace the
-    database writer (e.g. ``InMemoryExporter()``). ``reset=True`` forgets earlier ``configure()`` calls.
+    database writer (e.g. ``InMemoryExporter()``); ``performance_tracker`` (a ``llmobs.monitoring.PerformanceTracker``)
+    is fed every finished generation. ``reset=True`` forgets earlier ``configure()`` calls.
 
     >>> configure(database_url="sqlite:///data/llmobs.db", sample_rate=1.0)   # doctest: +SKIP
     """
-    global _mask
+    global _mask, _tracker_processor
     if mask is not _NOT_SET and mask is not None and not callable(mask):
         raise ConfigError(f"llmobs config: mask = {mask!r} (from configure()) is invalid: must be a callable or None")
     pipe = _pipeline.current_pipeline()
@@ -47,6 +49,10 @@ def configure(*, mask: Callable[[Any], Any] | None = _NOT_SET, processors: Seque
         _user_processors[:] = list(processors)
     elif reset:
         _user_processors.clear()
+    if performance_tracker is not _NOT_SET:
+        _tracker_processor = None if performance_tracker is None else performance_tracker.processor
+    elif reset:
+        _tracker_processor = None
     _state.rt.mask = _mask
     pipe.processors = _processor_chain()
     if exporters is not None:
@@ -64,6 +70,8 @@ def _processor_chain() -> list[Callable[..., Any]]:
         chain.append(mask_processor(_mask))
     chain.extend(DEFAULT_PROCESSORS)
     chain.extend(_user_processors)
+    if _tracker_processor is not None:
+        chain.append(_tracker_processor)
     return chain
 
 

@@ -46,7 +46,7 @@ _SPAN_DEFAULTS: dict[str, Any] = {
     "parent_id": None, "perf_end": 0, "status": "ok", "error_type": None, "error_message": None,
     "error_traceback": None, "input": None, "output": None, "metadata": None, "model_name": None, "provider": None,
     "prompt_tokens": None, "completion_tokens": None, "total_tokens": None, "cost_usd": None,
-    "time_to_first_token_ms": None, "ended": False, "is_root": False,
+    "time_to_first_token_ms": None, "ended": False, "is_root": False, "wall_start_ns": None,
 }
 
 

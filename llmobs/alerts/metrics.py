@@ -152,7 +152,7 @@ def _overview(engine: Engine, start: dt.datetime, end: dt.datetime, filters: Map
         fields["user_id"] = filters["user_id"]
     if filters.get("tags"):
         fields["tag"] = filters["tags"][0]
-    return analytics.overview(start, end, engine=engine, **fields)
+    return analytics.overview(start, end, engine=engine, include_traces=False, **fields)
 
 
 def evaluation_average(engine: Engine, name: str, start: dt.datetime, end: dt.datetime,

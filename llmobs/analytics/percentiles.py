@@ -2,9 +2,10 @@
 
 For n sorted values v[0] <= ... <= v[n-1] and 0 <= q <= 1, let h = (n - 1) * q; the percentile is
 v[floor(h)] + (h - floor(h)) * (v[floor(h) + 1] - v[floor(h)]). This is PostgreSQL's ``percentile_cont`` and
-numpy's default ("linear"), so PostgreSQL computes it natively. SQLite reads the two values at ranks floor(h)
-and floor(h)+1 with ORDER BY ... LIMIT 2 OFFSET k (walking an index on the value column when one exists,
-from whichever end is nearer), or fetches the one value column and sorts it when the set is small.
+numpy's default ("linear"), so PostgreSQL computes it natively. Where an index on (kind, value) exists, both
+engines read the two values at ranks floor(h) and floor(h)+1 with ORDER BY ... LIMIT 2 OFFSET k, walking the index
+from whichever end is nearer; SQLite without one fetches the value column and sorts it (or, for percentiles near
+either end, lets ORDER BY ... LIMIT keep a small heap). Small sets are fetched and sorted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Connection
 
 from llmobs.analytics.filters import SPANS, Filters, span_conditions
-from llmobs.analytics.sql import bucket_expr, has_index
+from llmobs.analytics.sql import bucket_expr, bucket_key, has_index
 from llmobs.analytics.stats import value_counts_by_model
 
 # Value sets up to this size are fetched and sorted in Python on SQLite (one query for all percentiles).
@@ -68,24 +69,24 @@ def percentiles(conn: Connection, f: Filters, column: Column[Any], qs: Sequence[
                 n: int | None = None) -> dict[float, float | None]:
     """The ``qs`` percentiles of ``column`` over the spans matching ``f`` (NULLs ignored).
 
-    ``n``, the number of non-NULL values, saves a count query on SQLite when the caller already knows it.
+    ``n``, the number of non-NULL values, saves a count query when the caller already knows it.
     """
     dialect = conn.dialect.name
     conds = [*span_conditions(f, dialect), column.is_not(None)]
     if not qs:
         return {}
-    if dialect == "postgresql":
+    indexed = f.kind is not None and has_index(conn, ("kind", column.name))
+    if dialect == "postgresql" and not indexed:
         row = conn.execute(select(func.percentile_cont(array([float(q) for q in qs])).within_group(column))
                            .where(*conds)).scalar()
         return {q: None if row is None or v is None else float(v) for q, v in zip(qs, row or [None] * len(qs))}
-    if n is None:
-        n = int(conn.execute(select(func.count()).where(*conds)).scalar_one())
-    if n == 0:
-        return {q: None for q in qs}
-    indexed = f.kind is not None and has_index(conn, ("kind", column.name))
     # Without an index, ORDER BY ... LIMIT k keeps a heap of k rows: cheap only near either end of the order.
     near_ends = all(min(q, 1 - q) <= SQLITE_HEAP_SHARE for q in qs)
-    if n <= SQLITE_FETCH_MAX or not (indexed or near_ends):
+    if not (indexed or near_ends):
+        return _fetch_sorted(conn, span_conditions(f, dialect), column, qs)
+    if n is None:
+        n = int(conn.execute(select(func.count()).where(*conds)).scalar_one())
+    if n <= SQLITE_FETCH_MAX:
         return _fetch_sorted(conn, span_conditions(f, dialect), column, qs)
     return {q: _by_offset(conn, conds, column, q, n) for q in qs}
 
@@ -143,7 +144,7 @@ def percentiles_by_bucket(conn: Connection, f: Filters, column: Column[Any], qs:
         key = bucket_expr("postgresql", step).label("bucket")
         stmt = (select(key, func.percentile_cont(array([float(q) for q in qs])).within_group(column))
                 .where(*span_conditions(f, "postgresql"), column.is_not(None)).group_by(key))
-        return {int(k): dict(zip(qs, (float(v) for v in row))) for k, row in conn.execute(stmt)}
+        return {bucket_key(k): dict(zip(qs, (float(v) for v in row))) for k, row in conn.execute(stmt)}
     # One bucket holds a slice of the range: fetching and sorting its values beats counting first.
     out: dict[int, dict[float, float | None]] = {}
     for key, (lo, hi) in ranges.items():

@@ -64,8 +64,8 @@ def overview(start: Any = None, end: Any = None, *, filters: Filters | None = No
     """
     f = resolve(filters, start, end, **fields)
     extra = {"traces": lambda c: trace_counts(c, f)} if include_traces else {}
-    done = _models_with(resolve_engine(engine), f, lambda c, counts: percentiles(
-        c, f, SPANS.c.duration_ms, RESPONSE_QS, None if counts is None else sum(counts.values())), extra)
+    done = _models_with(resolve_engine(engine), f, lambda c: percentiles(c, f, SPANS.c.duration_ms, RESPONSE_QS),
+                        extra)
     models, pct = done["models"], done["pct"]
     traces = done.get("traces", {"traces": None, "unique_users": None, "unique_sessions": None})
     total = merge_all(models.values())
@@ -75,28 +75,13 @@ def overview(start: Any = None, end: Any = None, *, filters: Filters | None = No
     return out
 
 
-def _models_with(engine: Engine, f: Filters, pct: Callable[[Connection, dict[str | None, int] | None], Any],
+def _models_with(engine: Engine, f: Filters, pct: Callable[[Connection], Any],
                  extra: dict[str, Callable[[Connection], Any]] | None = None) -> dict[str, Any]:
-    """Run per-model aggregates, their quality, response-time percentiles and ``extra`` tasks concurrently.
-
-    On SQLite the percentiles follow the aggregates on the same connection, because they need the counts
-    (non-NULL durations per model) to pick ranks; PostgreSQL computes them independently. Returns
-    {"models": {model: Agg with quality}, "pct": ..., **extra results}.
-    """
-    tasks: dict[str, Callable[[Connection], Any]] = {"quality": lambda c: quality_by_model(c, f), **(extra or {})}
-    if engine.dialect.name == "sqlite":
-        def models_then_pct(c: Connection) -> tuple[dict[str | None, Agg], Any]:
-            aggs = by_model(c, f)
-            return aggs, pct(c, {m: a.duration_n for m, a in aggs.items() if a.duration_n})
-        tasks["models"] = models_then_pct
-    else:
-        tasks["models"] = lambda c: (by_model(c, f), None)
-        tasks["pct"] = lambda c: pct(c, None)
-    done = run_all(engine, tasks)
-    models, chained = done.pop("models")
-    quality = done.pop("quality")
-    done.setdefault("pct", chained)
-    done["models"] = with_quality(models, quality)
+    """Run per-model aggregates, their quality, the response-time percentiles ``pct`` and ``extra`` tasks
+    concurrently; returns {"models": {model: Agg with quality}, "pct": ..., **extra results}."""
+    done = run_all(engine, {"models": lambda c: by_model(c, f), "quality": lambda c: quality_by_model(c, f),
+                            "pct": pct, **(extra or {})})
+    done["models"] = with_quality(done["models"], done.pop("quality"))
     return done
 
 
@@ -108,8 +93,8 @@ def model_comparison(start: Any = None, end: Any = None, *, filters: Filters | N
     ['gpt-4o-mini', 'gpt-4o']
     """
     f = resolve(filters, start, end, **fields)
-    done = _models_with(resolve_engine(engine), f, lambda c, counts: percentiles_by_model(
-        c, f, SPANS.c.duration_ms, RESPONSE_QS, counts))
+    done = _models_with(resolve_engine(engine), f,
+                        lambda c: percentiles_by_model(c, f, SPANS.c.duration_ms, RESPONSE_QS))
     models, pct = done["models"], done["pct"]
     total = merge_all(models.values())
     return [{**_model_row(m, agg, total), **_response_percentiles(pct.get(m, {}))} for m, agg in _by_requests(models)]

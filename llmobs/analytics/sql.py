@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import weakref
+from typing import Any
 
-from sqlalchemy import BigInteger, cast, extract, func, inspect, literal_column, type_coerce
+from sqlalchemy import BigInteger, cast, func, inspect, literal_column, type_coerce
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -21,18 +22,24 @@ _catalogue: "weakref.WeakKeyDictionary[Engine, dict[str, list[tuple[str, ...]]]]
 _lock = threading.Lock()
 
 
-def bucket_expr(dialect: str, step_seconds: int) -> ColumnElement[int]:
-    """Epoch seconds of the start of the ``step_seconds`` bucket holding each span (buckets aligned to the epoch)."""
+def bucket_expr(dialect: str, step_seconds: int) -> ColumnElement[Any]:
+    """The bucket of ``step_seconds`` holding each span, buckets aligned to the epoch: a timestamptz from
+    ``date_bin`` on PostgreSQL (cheaper to group by than epoch numbers), epoch seconds on SQLite. Read the
+    grouped values with ``bucket_key``."""
     start = SPANS.c.start_time
     step = int(step_seconds)
     if dialect == "postgresql":
         # Literals, not bind parameters: GROUP BY must repeat the very same expression text.
-        binned = func.date_bin(literal_column(f"INTERVAL '{step} seconds'"), start,
-                               literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'"))
-        return cast(extract("epoch", binned), BigInteger)
+        return func.date_bin(literal_column(f"INTERVAL '{step} seconds'"), start,
+                             literal_column("TIMESTAMPTZ '1970-01-01 00:00:00+00'"))
     seconds = cast(func.strftime(literal_column("'%s'"), start), BigInteger)
     width = type_coerce(literal_column(str(step)), BigInteger)
     return (seconds // width) * width
+
+
+def bucket_key(value: Any) -> int:
+    """Epoch seconds of a grouped bucket value (a datetime on PostgreSQL, an integer on SQLite)."""
+    return int(value.timestamp()) if isinstance(value, dt.datetime) else int(value)
 
 
 def has_index(conn: Connection, columns: tuple[str, ...]) -> bool:

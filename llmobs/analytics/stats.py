@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from llmobs.analytics.filters import EVALUATIONS, SPANS, Filters, span_conditions
-from llmobs.analytics.sql import bucket_expr, has_index
+from llmobs.analytics.sql import bucket_expr, bucket_key, has_index
 from llmobs.store.models import UTCDateTime
 
 # Quality figures average the evaluations of this name (LLMEvaluator, llmobs.score, MetricsCollector write them).
@@ -182,13 +182,13 @@ def by_bucket(conn: Connection, f: Filters, buckets: Sequence[dt.datetime], step
         key = bucket_expr(dialect, step).label("bucket")
         stmt = select(key, *agg_columns()).where(*span_conditions(f, dialect)).group_by(key)
         for row in conn.execute(stmt):
-            out[int(row[0])] = Agg.from_row(row[1:])
+            out[bucket_key(row[0])] = Agg.from_row(row[1:])
     return out
 
 
 def quality_by_bucket(conn: Connection, f: Filters, step: int) -> dict[int, tuple[float, int]]:
     """Quality (sum, count) per time bucket of the spans' start, from their quality evaluations."""
-    return _quality(conn, f, bucket_expr(conn.dialect.name, step), int)
+    return _quality(conn, f, bucket_expr(conn.dialect.name, step), bucket_key)
 
 
 def bucket_ranges(f: Filters, buckets: Sequence[dt.datetime], step: int) -> list[tuple[dt.datetime, dt.datetime]]:

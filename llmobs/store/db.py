@@ -87,6 +87,7 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             SQLModel.metadata.create_all(engine)
+            _create_missing_indexes(engine)
             _schema_ready.add(engine)
             return
         except (OperationalError, ProgrammingError, DBAPIError) as exc:
@@ -94,6 +95,18 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
                 raise
             log.debug("llmobs: schema creation raced or failed (%s); retrying", type(exc).__name__)
             time.sleep(0.05 * (attempt + 1))
+
+
+def _create_missing_indexes(engine: Engine) -> None:
+    """create_all skips tables that exist; indexes added in a later release are created here."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(engine, checkfirst=True)
 
 
 @contextmanager

@@ -117,7 +117,8 @@ def metadata_text(value: Any, max_chars: int, redact_secrets: bool) -> str | Non
 def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: TimeFormat) -> tuple[Any, ...]:
     """The ``spans`` row of one finished record, in SPAN_COLUMNS order."""
     duration_us = (rec.perf_end - rec.perf_start) // 1000
-    start_us = perf_to_wall_ns(rec.perf_start) // 1000
+    wall = rec.wall_start_ns  # set by callers that know the exact start (e.g. the MetricsCollector)
+    start_us = (wall if wall is not None else perf_to_wall_ns(rec.perf_start)) // 1000
     prompt = _int(rec.prompt_tokens, "prompt_tokens")
     completion = _int(rec.completion_tokens, "completion_tokens")
     total = _int(rec.total_tokens, "total_tokens")

@@ -1,5 +1,6 @@
-"""SQLite picks among query plans (per-group loops over indexes, LIMIT/OFFSET percentiles, GROUP BY); every plan
-must give the same figures, with and without the indexes proposed for large databases."""
+"""Analytics picks among query plans (per-group loops over indexes, LIMIT/OFFSET percentiles, GROUP BY,
+percentile_cont); every plan must give the same figures, with and without the indexes proposed for large
+databases, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ def assert_same(a: Any, b: Any, path: str = "") -> None:
         assert a == b, path
 
 
-def test_every_sqlite_plan_gives_the_same_figures(sqlite_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = sqlite_store.engine()
+def test_every_plan_gives_the_same_figures(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = store.engine()
     spans = random_spans()
     seed(engine, spans)
     seed_evaluations(engine, [evaluation(s, "quality", (i % 10) / 10) for i, s in enumerate(spans) if i % 3 == 0])

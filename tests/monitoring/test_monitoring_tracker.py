@@ -157,3 +157,22 @@ def test_impossible_response_time_raises_and_is_not_counted() -> None:
         with pytest.raises(ValueError, match="response_time_ms"):
             tracker.track_request("m", bad)  # type: ignore[arg-type]
     assert tracker.get_current_stats("m")["m"]["requests"] == 0
+
+
+def test_configure_performance_tracker_feeds_every_traced_generation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import llmobs
+    from llmobs.monitoring import PerformanceTracker
+
+    tracker = PerformanceTracker(window_size_minutes=15, max_data_points=100)
+    llmobs.configure(reset=True, database_url=f"sqlite:///{tmp_path}/t.db", performance_tracker=tracker)
+    try:
+        for _ in range(3):
+            with llmobs.span("call", kind="generation") as s:
+                s.update(model_name="tracked-model", prompt_tokens=5, completion_tokens=7)
+        with llmobs.span("not-a-model-call"):
+            pass
+        assert llmobs.flush(30)
+        stats = tracker.get_current_stats()
+        assert set(stats) == {"tracked-model"} and stats["tracked-model"]["requests"] == 3
+    finally:
+        llmobs.configure(reset=True)

@@ -359,11 +359,10 @@ class Pipeline:
     # --- writer side -------------------------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
-            conf = settings()  # read every round: configure() may change these while the writer runs
-            self.wake.wait(conf.flush_interval_seconds)
+            self.wake.wait(settings().flush_interval_seconds)
             self.wake.clear()
             try:
-                self._drain(conf.batch_size)
+                self._drain(settings().batch_size)  # read after the wait: configure() may have changed it
             except Exception:  # noqa: BLE001 - the writer must survive anything
                 log.exception("llmobs: writer error")
             if self.dropped > self.dropped_reported:

@@ -34,13 +34,11 @@ def configure(*, mask: Callable[[Any], Any] | None = _NOT_SET, processors: Seque
     if mask is not _NOT_SET and mask is not None and not callable(mask):
         raise ConfigError(f"llmobs config: mask = {mask!r} (from configure()) is invalid: must be a callable or None")
     pipe = _pipeline.current_pipeline()
-    old_url = _state.settings().database_url
+    moves = "database_url" in settings or config_file is not None or reset or exporters is not None
+    if moves and pipe.thread is not None and pipe.queue:
+        # Spans captured before this call belong to the database (and exporters) they were captured under.
+        pipe.flush(_state.settings().shutdown_timeout_seconds)
     resolved = _state.reconfigure(settings, config_file=config_file, reset=reset)
-    if resolved.database_url != old_url and pipe.thread is not None:
-        # Spans captured before the change belong to the old database.
-        _state.reconfigure({"database_url": old_url})
-        pipe.flush(resolved.shutdown_timeout_seconds)
-        resolved = _state.reconfigure(settings, config_file=config_file, reset=reset)
     if mask is not _NOT_SET:
         _mask = mask
     if reset and mask is _NOT_SET:

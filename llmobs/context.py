@@ -7,7 +7,6 @@ its monotonic start (``perf_counter_ns``); the writer turns it into wall-clock t
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
 import random
 import time
 from typing import Any
@@ -77,14 +76,6 @@ class SpanRecord:
         """Elapsed milliseconds, once ended."""
         return (self.perf_end - self.perf_start) / 1e6 if self.ended else None
 
-    @property
-    def start_ns(self) -> int:
-        """Wall-clock start in epoch nanoseconds, derived from the monotonic start."""
-        return perf_to_wall_ns(self.perf_start)
-
-    def start_datetime(self) -> dt.datetime:
-        """Wall-clock start as an aware UTC datetime."""
-        return ns_to_datetime(self.start_ns)
 
     def update(self, **fields: Any) -> "SpanRecord":
         """Set fields (output, metadata, model_name, tokens, cost, ...); see ``llmobs.update_current_span``."""
@@ -108,11 +99,7 @@ for _key, _value in _SPAN_DEFAULTS.items():
     setattr(SpanRecord, _key, _value)
 
 
-class NoopTrace(TraceState):
-    """The trace of an unsampled or disabled call tree; nothing under it is recorded."""
-
-
-UNSAMPLED = NoopTrace(0, False)
+UNSAMPLED = TraceState(0, False)  # the trace of an unsampled or disabled call tree; nothing under it is recorded
 
 current_span: contextvars.ContextVar[SpanRecord | None] = contextvars.ContextVar("llmobs_current_span", default=None)
 
@@ -132,23 +119,6 @@ def format_trace_id(value: int) -> str:
     return f"{value:032x}"
 
 
-def parse_id(value: str | int, bits: int) -> int:
-    """Accept an id given as hex text (as stored) or as an int; raise ValueError otherwise."""
-    if isinstance(value, int):
-        return value
-    number = int(value, 16)
-    if number <= 0 or number.bit_length() > bits:
-        raise ValueError(f"id {value!r} is not a {bits}-bit hex id")
-    return number
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def ns_to_datetime(ns: int) -> dt.datetime:
-    """Epoch nanoseconds to an aware UTC datetime (microsecond precision)."""
-    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
-
 
 _clock_offset_ns = _time_ns() - _perf_ns()
 
@@ -162,11 +132,6 @@ def refresh_clock_offset() -> None:
 def perf_to_wall_ns(perf: int) -> int:
     """Convert a ``perf_counter_ns`` reading into epoch nanoseconds."""
     return perf + _clock_offset_ns
-
-
-def now_ns() -> int:
-    """Wall clock in epoch nanoseconds."""
-    return _time_ns()
 
 
 def perf_ns() -> int:

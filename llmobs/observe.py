@@ -224,9 +224,6 @@ def _sync_call(spec: _Spec) -> Callable[[Callable[..., Any], Any, tuple[Any, ...
     return call
 
 
-def _sync_wrapper(spec: _Spec) -> Callable[..., Any]:
-    return _sync_call(spec)
-
 
 async def _await_then_close(spec: _Spec, span: SpanRecord, awaitable: Awaitable[Any]) -> Any:
     """For a plain function that returned a coroutine: the span stays open until that coroutine finishes."""
@@ -481,5 +478,5 @@ def observe(func: Any = None, *, name: str | None = None, kind: str = "span", ca
     elif inspect.isgeneratorfunction(target):
         wrapper = _gen_wrapper(spec)
     else:
-        wrapper = _sync_wrapper(spec)
+        wrapper = _sync_call(spec)
     return wrapt.FunctionWrapper(func, wrapper)

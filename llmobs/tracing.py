@@ -82,7 +82,7 @@ def start_span(name: str, kind: str = "span", *, source: str = "observe", parent
         if parent is None:
             trace = TraceState(new_trace_id(), rt.sample_rate >= 1.0 or _random() < rt.sample_rate)
             if not trace.sampled:
-                return _unsampled_root()
+                return NoopSpan()  # a distinct object: children see an unsampled trace, not no trace
             span = SpanRecord(name, kind, trace, None, source)
             span.is_root = True
         elif not parent.trace.sampled:
@@ -98,10 +98,6 @@ def start_span(name: str, kind: str = "span", *, source: str = "observe", parent
         log.exception("llmobs: could not start span %r", name)
         return NOOP_SPAN
 
-
-def _unsampled_root() -> NoopSpan:
-    # A distinct no-op object so that children see "inside an unsampled trace" rather than "no trace".
-    return NoopSpan()
 
 
 def end_span(span: SpanRecord, output: Any = None, *, error: BaseException | None = None, capture: bool = True,

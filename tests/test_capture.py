@@ -232,10 +232,20 @@ def test_nul_characters_are_stored_on_every_engine(store: Store) -> None:
     assert row["error_message"] == "bad\ufffdbyte"
 
 
-def test_llmobs_logger_reports_internal_errors_without_raising(store: Store,
-                                                                llmobs_logs: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("llmobs")
-    assert logger.name == "llmobs"
-    llmobs.update_current_span(output="outside any span")  # nothing open: ignored quietly
+def test_a_failing_processor_is_logged_on_the_llmobs_logger_and_the_span_still_lands(
+        store: Store, llmobs_logs: pytest.LogCaptureFixture) -> None:
+    def broken(record: Any) -> Any:
+        raise RuntimeError("processor bug")
+
+    llmobs.configure(processors=[broken])
+
+    @llmobs.observe(name="survives")
+    def survives() -> int:
+        return 7
+
+    assert survives() == 7
+    assert loads(store.span("survives")["output"]) == 7
+    assert any(r.name == "llmobs" and "processor" in r.getMessage() and r.exc_info for r in llmobs_logs.records)
+    llmobs.update_current_span(output="outside any span")  # nothing open: ignored, never raised
     llmobs.update_current_trace(user_id="nobody")
-    assert store.spans() == []
+    assert [r["name"] for r in store.spans()] == ["survives"]

@@ -35,8 +35,8 @@ def overview_data(ctx: AppContext, range_label: str, model: str = "", user_id: s
                   tag: str = "", source: str = "", now: dt.datetime | None = None) -> dict[str, Any]:
     """The analytics overview of the range and of the period before it, plus the number of active alerts."""
     f = build_filters(range_label, model, user_id, session_id, tag, source, now=now)
-    current = analytics.overview(filters=f, engine=ctx.engine)
-    previous = analytics.overview(filters=previous_period(f), engine=ctx.engine)
+    current = analytics.overview(filters=f, engine=ctx.engine, include_traces=False)  # no trace counts shown
+    previous = analytics.overview(filters=previous_period(f), engine=ctx.engine, include_traces=False)
     series = analytics.timeseries(["requests", "errors"], filters=f, bucket=bucket_for(range_label),
                                   engine=ctx.engine)
     return {"current": current, "previous": previous, "active_alerts": active_alert_count(ctx), "series": series}

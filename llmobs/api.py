@@ -55,8 +55,7 @@ def configure(*, mask: Callable[[Any], Any] | None = _NOT_SET, processors: Seque
     pipe.processors = _processor_chain()
     if exporters is not None:
         pipe.set_exporters(exporters)
-    pipe.maxlen = resolved.queue_size
-    pipe.wake_at = max(1, min(resolved.batch_size, resolved.queue_size // 2 or 1))
+    pipe.apply_limits(resolved.queue_size, resolved.batch_size)
     _pipeline.install_sigterm_handler()
     _apply_pricing(resolved)
     return resolved

@@ -43,14 +43,35 @@ class TraceState:
 
 _SPAN_DEFAULTS: dict[str, Any] = {
     "parent_id": None, "perf_end": 0, "status": "ok", "error_type": None, "error_message": None,
-    "error_traceback": None, "input": None, "output": None, "metadata": None, "model_name": None, "provider": None,
+    "error_traceback": None, "arg_names": None, "arg_values": None, "output": None, "metadata": None,
+    "model_name": None, "provider": None,
     "prompt_tokens": None, "completion_tokens": None, "total_tokens": None, "cost_usd": None,
     "time_to_first_token_ms": None, "ended": False, "is_root": False, "wall_start_ns": None,
 }
 
 
+class _RawArguments:
+    """``SpanRecord.input`` while nothing set it: the positional arguments ``@observe`` kept as they were passed
+    (all immutable), named on first read, usually on the writer thread. An assigned ``input`` shadows this.
+    """
+
+    def __get__(self, span: Any, owner: type | None = None) -> Any:
+        if span is None:
+            return self
+        values = span.arg_values
+        if values is None:
+            return None
+        return span.__dict__.setdefault("input", dict(zip(span.arg_names, values)))
+
+
 class SpanRecord:
-    """One span as captured. Defaults live on the class, so creating one sets only six attributes."""
+    """One span as captured. Defaults live on the class, so creating one sets only seven attributes.
+
+    (No lazily made ids or trace state here: a descriptor written in Python on ``trace`` or ``span_id`` stops
+    CPython from specializing every read of them, which costs the nested case more than laziness saves.)
+    """
+
+    input: Any = _RawArguments()
 
     def __init__(self, name: str, kind: str, trace: TraceState, parent_id: int | None, source: str) -> None:
         self.name = name
@@ -134,6 +155,4 @@ def perf_to_wall_ns(perf: int) -> int:
     return perf + _clock_offset_ns
 
 
-def perf_ns() -> int:
-    """Monotonic clock in nanoseconds, for durations."""
-    return _perf_ns()
+perf_ns = _perf_ns  # the monotonic clock in nanoseconds, for durations (bound directly: it is on the hot path)

@@ -258,7 +258,9 @@ class Pipeline:
         self.dropped_reported = 0
         self.written = 0
         self.maxlen = 100_000
-        self.wake_at = 1000
+        # Callers may append without calling submit() while the queue is shorter than wake_at; it stays 0 while no
+        # writer runs, so the first span starts one. start() keeps it at or below maxlen // 2.
+        self.wake_at = 0
         self.processors: list[Processor] = []
         self.exporters: list[RetryingExporter] = []
         self._drop_lock = threading.Lock()
@@ -293,15 +295,19 @@ class Pipeline:
             if self.thread is not None:
                 return
             conf = settings()
-            self.maxlen = conf.queue_size
-            self.wake_at = max(1, min(conf.batch_size, conf.queue_size // 2 or 1))
             if not self.exporters:
                 self.exporters = [RetryingExporter(SQLExporter(), self._should_give_up)]
             thread = threading.Thread(target=self._run, name="llmobs-writer", daemon=True)
             self.stopping = False
             self.thread = thread
+            self.apply_limits(conf.queue_size, conf.batch_size)
             thread.start()
             install_sigterm_handler()
+
+    def apply_limits(self, queue_size: int, batch_size: int) -> None:
+        """Bound the queue at ``queue_size`` and wake the writer once a batch is waiting (no fast path without it)."""
+        self.maxlen = queue_size
+        self.wake_at = max(1, min(batch_size, queue_size // 2 or 1)) if self.thread is not None else 0
 
     def set_exporters(self, exporters: Sequence[Exporter]) -> None:
         """Replace the exporters (each wrapped for retries)."""
@@ -338,6 +344,7 @@ class Pipeline:
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, self.stop_deadline - time.monotonic()) + 0.5)
         self.thread = None
+        self.wake_at = 0
         for exporter in self.exporters:
             exporter.shutdown()
         if self.queue:
@@ -433,8 +440,13 @@ def _after_fork_in_child() -> None:
 
 
 def submit(record: SpanRecord) -> None:
-    """Hand a finished span to the pipeline of this process."""
-    pipeline.submit(record)
+    """Hand a finished span to the pipeline of this process (an append while the queue is short of a batch)."""
+    pipe = pipeline
+    queue = pipe.queue
+    if len(queue) < pipe.wake_at:
+        queue.append(record)
+    else:
+        pipe.submit(record)
 
 
 def current_pipeline() -> Pipeline:

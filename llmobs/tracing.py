@@ -80,10 +80,9 @@ def start_span(name: str, kind: str = "span", *, source: str = "observe", parent
                         ", ".join(SPAN_KINDS))
             kind = "span"
         if parent is None:
-            trace = TraceState(new_trace_id(), rt.sample_rate >= 1.0 or _random() < rt.sample_rate)
-            if not trace.sampled:
+            if rt.sample_rate < 1.0 and _random() >= rt.sample_rate:
                 return NoopSpan()  # a distinct object: children see an unsampled trace, not no trace
-            span = SpanRecord(name, kind, trace, None, source)
+            span = SpanRecord(name, kind, TraceState(new_trace_id(), True), None, source)
             span.is_root = True
         elif not parent.trace.sampled:
             return parent if isinstance(parent, NoopSpan) else NOOP_SPAN

@@ -96,6 +96,23 @@ def test_inputs_are_captured_by_parameter_name_at_call_time(store: Store) -> Non
     assert loads(store.span("mutating")["input"]) == {"items": [1, 2], "rest": [5, 6], "flag": True, "note": "n"}
 
 
+def test_an_input_set_inside_the_call_replaces_the_captured_arguments(store: Store) -> None:
+    @llmobs.observe(name="rewritten")
+    def rewritten(question: str, n: int) -> str:
+        llmobs.update_current_span(input={"question": question.upper()})
+        return "ok"
+
+    @llmobs.observe(name="cleared")
+    def cleared(question: str) -> str:
+        llmobs.update_current_span(input=None)
+        return "ok"
+
+    rewritten("why?", 3)
+    cleared("kept out")
+    assert loads(store.span("rewritten")["input"]) == {"question": "WHY?"}
+    assert store.span("cleared")["input"] is None
+
+
 def test_unserializable_arguments_and_outputs_never_break_the_call(store: Store) -> None:
     hostile = Exploding()
 

@@ -288,8 +288,9 @@ def _human_judgments(conn: Connection, f: Filters, rating_name: str, thumbs_name
         select(e.span_id, e.name, e.value,
                func.row_number().over(partition_by=[e.span_id, e.name],
                                       order_by=[e.created_at.desc(), e.id.desc()]).label("rn"))
+        # Driven by the few human scores (index on name), each checked against its span by primary key.
         .where(e.source == "human", e.name.in_([rating_name, thumbs_name]), e.value.is_not(None),
-               e.span_id.in_(select(SPANS.c.id).where(*span_conditions(f, conn.dialect.name))))
+               select(SPANS.c.id).where(SPANS.c.id == e.span_id, *span_conditions(f, conn.dialect.name)).exists())
         .subquery("human_latest")
     )
     low, high = RATING_SCALE
@@ -307,22 +308,17 @@ def _pairs(human: Any, sources: tuple[str, ...]) -> Any:
     """Subquery: one row per (span, source, metric) with the latest automatic score ``x`` (inverted where lower is
     better) next to the span's human ``rating`` and ``thumbs``."""
     e = EVALUATIONS.c
+    inverted = e.name.in_(sorted(LOWER_IS_BETTER))
     latest = (
-        select(e.span_id, e.source, e.name, e.value,
+        select(e.span_id, e.source, e.name, case((inverted, 1.0 - e.value), else_=e.value).label("x"),
+               human.c.rating, human.c.thumbs, case((human.c.rating.is_not(None), 1), else_=0).label("rated"),
                func.row_number().over(partition_by=[e.span_id, e.source, e.name],
                                       order_by=[e.created_at.desc(), e.id.desc()]).label("rn"))
-        .where(e.source.in_(sources), e.value.is_not(None), e.span_id.in_(select(human.c.span_id)))
+        .select_from(human.join(EVALUATIONS, e.span_id == human.c.span_id))
+        .where(e.source.in_(sources), e.value.is_not(None))
         .subquery("auto_latest")
     )
-    inverted = latest.c.name.in_(sorted(LOWER_IS_BETTER))
-    x = case((inverted, 1.0 - latest.c.value), else_=latest.c.value)
-    return (
-        select(latest.c.span_id, latest.c.source, latest.c.name, x.label("x"), human.c.rating, human.c.thumbs,
-               case((human.c.rating.is_not(None), 1), else_=0).label("rated"))
-        .select_from(latest.join(human, human.c.span_id == latest.c.span_id))
-        .where(latest.c.rn == 1)
-        .subquery("pairs")
-    )
+    return select(*(c for c in latest.c if c.name != "rn")).where(latest.c.rn == 1).subquery("pairs")
 
 
 def _average_rank(pairs: Any, column: Any) -> ColumnElement[Any]:

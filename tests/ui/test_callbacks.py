@@ -314,3 +314,27 @@ def test_review_tab_shows_the_agreement_of_human_and_automatic_scores_after_revi
                                                      / 2)
     agree = [(auto[first["id"]] >= 0.5) is True, (auto[second["id"]] >= 0.5) is False]  # up, then down
     assert quality["thumbs_agreement"] == sum(agree) / 2 == 0.5  # 0.5 counts as a pass: the thumbs down disagrees
+
+
+def test_the_judge_backend_is_offered_only_when_a_judge_is_configured(sqlite_store: Store,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmobs
+    from llmobs.evaluation.embedding import require_embedding_extra
+    from llmobs.evaluation.evaluator import available_backends
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("LLMOBS_EVALUATION__JUDGE__BASE_URL", raising=False)
+    monkeypatch.delenv("LLMOBS_EVALUATION__JUDGE__API_KEY", raising=False)
+    llmobs.configure(database_url=sqlite_store.url)
+    offered = available_backends()
+    assert offered[0] == "heuristic" and "llm_judge" not in offered
+    try:
+        require_embedding_extra()
+        assert "embedding" in offered
+    except ImportError:
+        assert "embedding" not in offered
+    llmobs.configure(evaluation__judge__base_url="http://127.0.0.1:9/v1")
+    assert available_backends()[-1] == "llm_judge"
+    llmobs.configure(reset=True, database_url=sqlite_store.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert "llm_judge" in available_backends()

@@ -1,8 +1,10 @@
 """Time of each dashboard tab's refresh callback (what a page load or a filter change costs) on a seeded SQLite file.
 
 Seeds ``--spans`` generation spans spread over the 30 days up to now (tests/support/seed.py's generator) into a
-temporary SQLite file, then prints the best and median of ``--repeat`` runs of every tab callback for the 24-hour
-and 30-day ranges, and the same figures for the traces list's page 1 and a deep page.
+temporary SQLite file, with heuristic scores (seven metrics) for ``--scored`` of them and a human rating and thumbs
+for ``--reviewed`` of those, then prints the best and median of ``--repeat`` runs of every tab callback for the
+24-hour and 30-day ranges, the same figures for the traces list's page 1 and a deep page, and the queries a run of
+the evaluators starts with (how many spans await a score, the first page of them).
 
 Run: python benchmarks/bench_dashboard.py [--spans 200000] [--repeat 3]
 """
@@ -21,10 +23,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from llmobs import analytics  # noqa: E402
 from llmobs.store.db import ensure_schema, make_engine  # noqa: E402
 from llmobs.ui.state import AppContext  # noqa: E402
 from llmobs.ui.tabs import errors, evaluations, models, overview, performance, review, traces  # noqa: E402
-from tests.support.seed import generate_spans, seed  # noqa: E402
+from tests.support.seed import evaluation, generate_spans, seed, seed_evaluations  # noqa: E402
 
 UTC = dt.timezone.utc
 
@@ -41,12 +44,33 @@ def callbacks(ctx: AppContext, trace_id: str) -> list[tuple[str, Callable[[], An
             (f"errors {short}", lambda label=label: errors.refresh(ctx, label)),
             (f"traces page 1 {short}", lambda label=label: traces.trace_page(ctx, label)),
             (f"evaluations {short}", lambda label=label: evaluations.refresh(ctx, label)),
+            (f"evaluations spans {short}", lambda label=label: evaluations.span_choices(ctx, label)),
+            (f"review agreement {short}", lambda label=label: review.agreement(ctx, label)),
         ]
     out += [("traces page 200 30d", lambda: traces.trace_page(ctx, "Last 30 days", page=200)),
             ("traces search 30d", lambda: traces.trace_page(ctx, "Last 30 days", search="user-42-")),
             ("open trace", lambda: traces.open_trace(ctx, trace_id)),
             ("review next item", lambda: review.next_item(ctx))]
+    month = analytics.Filters(start=analytics.since("30d"))
+    out += [("run: awaiting score 30d", lambda: analytics.evaluation_coverage("heuristic-1", month,
+                                                                              engine=ctx.engine)),
+            ("run: first page 30d", lambda: analytics.unscored_spans("heuristic-1", month, engine=ctx.engine))]
     return out
+
+
+def seed_scores(engine: Any, rows: list[dict[str, Any]], scored: int, reviewed: int) -> tuple[int, int, int]:
+    """Heuristic scores for ``scored`` finished spans spread over the range, a human rating and thumbs for
+    ``reviewed`` of them; returns (evaluation rows, spans scored, spans reviewed)."""
+    finished = [r for r in rows if r["status"] == "ok"]
+    chosen = finished[:: max(1, len(finished) // max(scored, 1))][:scored]
+    judged = chosen[:: max(1, len(chosen) // max(reviewed, 1))][:reviewed]
+    metrics = ("quality", "relevance", "coherence", "accuracy", "toxicity", "bias", "hallucination")
+    scores = [evaluation(r, m, ((i * 37 + j * 11) % 100) / 100, source="heuristic", evaluator_version="heuristic-1")
+              for i, r in enumerate(chosen) for j, m in enumerate(metrics)]
+    for i, r in enumerate(judged):
+        scores += [evaluation(r, "human_rating", 1 + i % 5, source="human"),
+                   evaluation(r, "human_thumbs", float(i % 3 != 0), source="human")]
+    return seed_evaluations(engine, scores), len(chosen), len(judged)
 
 
 def time_call(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
@@ -62,6 +86,8 @@ def time_call(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--scored", type=int, default=10_000)
+    parser.add_argument("--reviewed", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -72,6 +98,8 @@ def main() -> int:
         t0 = time.perf_counter()
         seed(engine, rows)
         print(f"seeded {args.spans:,} spans in {time.perf_counter() - t0:.1f} s (SQLite)")
+        n, scored, reviewed = seed_scores(engine, rows, args.scored, args.reviewed)
+        print(f"seeded {n:,} evaluation rows ({scored:,} spans scored, {reviewed:,} of them reviewed)")
         ctx = AppContext(engine=engine, auto_refresh_seconds=0)
         print(f"{'callback':<24} {'best ms':>10} {'median ms':>10}")
         for name, fn in callbacks(ctx, rows[-1]["trace_id"]):

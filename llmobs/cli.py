@@ -9,6 +9,8 @@ from typing import Any, Sequence
 
 from llmobs.config import DEFAULT_CONFIG_FILE, ConfigError, render_default_config
 
+FILTER_OPTIONS = ("model", "kind", "status", "user-id", "session-id", "tag", "source")
+
 
 def _configure(args: argparse.Namespace) -> None:
     import llmobs
@@ -96,11 +98,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Score the responses in a CSV/JSONL file, store the scores, optionally write them out, print a summary."""
+    """Score the responses in a CSV/JSONL file (or, with --spans, stored spans), store the scores, print a summary."""
     from llmobs.evaluation import LLMEvaluator
     from llmobs.evaluation.batch import summary_table, write_frame
 
     _configure(args)
+    if args.spans:
+        return _evaluate_stored_spans(args)
+    if not args.path:
+        print("llmobs evaluate: give a CSV/JSONL file, or --spans to score stored spans", file=sys.stderr)
+        return 2
     try:
         evaluator = LLMEvaluator(args.backend, judge_model=args.judge_model)
         frame = evaluator.evaluate_batch(args.path, resume=args.resume, workers=args.workers,
@@ -114,6 +121,43 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {args.out}")
     return 0
+
+
+def _evaluate_stored_spans(args: argparse.Namespace) -> int:
+    """``llmobs evaluate --spans``: the dashboard's "run evaluators" (``evaluate_spans``) from the command line."""
+    from llmobs import analytics
+    from llmobs.evaluation import evaluate_spans
+
+    try:
+        start = analytics.since(args.since) if args.since else args.start
+        filters = analytics.Filters(start=start, end=args.end, **_filter_fields(args, default_kind="generation"))
+        report = evaluate_spans(backend=args.backend, task_type=args.task_type or "general", limit=args.limit,
+                                workers=args.workers, filters=filters, span_ids=args.span_id, progress=None)
+    except (ValueError, ImportError) as exc:
+        print(f"llmobs evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(f"{report.scored} spans scored with {report.evaluator_version} ({report.rows} evaluation rows stored), "
+          f"{report.already_scored} already scored (skipped), {report.failed} failed")
+    return 0
+
+
+def _add_filter_args(parser: argparse.ArgumentParser, help_suffix: str = "") -> None:
+    """--since/--start/--end and one option per analytics filter field (--model, --kind, ...)."""
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--since", help="only the last 15m, 24h, 7d, ...")
+    when.add_argument("--start", help="ISO 8601 start (inclusive; no offset means UTC)")
+    parser.add_argument("--end", help="ISO 8601 end (exclusive; no offset means UTC)")
+    for name in FILTER_OPTIONS:
+        parser.add_argument(f"--{name}", help=f"only rows with this {name.replace('-', ' ')}{help_suffix}")
+
+
+def _filter_fields(args: argparse.Namespace, default_kind: str | None = None) -> dict[str, Any]:
+    """The analytics filter fields given on the command line."""
+    fields = {k: getattr(args, k) for k in (n.replace("-", "_") for n in FILTER_OPTIONS)
+              if getattr(args, k) is not None}
+    if default_kind is not None:
+        fields.setdefault("kind", default_kind)
+    return fields
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -140,8 +184,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _configure(args)
     fmt = args.format or _format_from_name(args.out)
-    fields = {k: getattr(args, k) for k in ("model", "kind", "status", "user_id", "session_id", "tag", "source")
-              if getattr(args, k) is not None}
+    fields = _filter_fields(args)
     try:
         start = analytics.since(args.since) if args.since else args.start
         dest = sys.stdout if args.out in (None, "-") else args.out
@@ -193,9 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", default=str(DEFAULT_CONFIG_FILE))
     init.add_argument("--force", action="store_true")
     init.set_defaults(func=cmd_init)
-    evaluate = sub.add_parser("evaluate", help="score the responses of a CSV/JSONL file and store the scores")
-    evaluate.add_argument("path", help="CSV or JSONL with prompt, response (model, task_type, expected_response, "
-                          "context, id optional)")
+    evaluate = sub.add_parser("evaluate", help="score the responses of a CSV/JSONL file, or stored spans (--spans), "
+                              "and store the scores")
+    evaluate.add_argument("path", nargs="?", help="CSV or JSONL with prompt, response (model, task_type, "
+                          "expected_response, context, id optional)")
+    evaluate.add_argument("--spans", action="store_true", help="score stored spans (default kind generation) that "
+                          "this evaluator has not scored yet, chosen by the filters below and --span-id")
+    evaluate.add_argument("--span-id", action="append", help="with --spans: only this span (repeatable)")
+    evaluate.add_argument("--limit", type=int, help="with --spans: score at most this many spans")
+    _add_filter_args(evaluate, " (with --spans)")
     evaluate.add_argument("--task-type", choices=("general", "qa", "summarization", "creative", "technical"),
                           help="task type of rows that do not name one")
     evaluate.add_argument("--backend", choices=("heuristic", "embedding", "llm_judge"),
@@ -217,12 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--table", default="spans", choices=("spans", "traces", "evaluations"))
     export.add_argument("--format", choices=("csv", "json", "jsonl"), help="default: from --out's suffix, else csv")
     export.add_argument("--out", help="output file (default: stdout)")
-    when = export.add_mutually_exclusive_group()
-    when.add_argument("--since", help="only the last 15m, 24h, 7d, ...")
-    when.add_argument("--start", help="ISO 8601 start (inclusive; no offset means UTC)")
-    export.add_argument("--end", help="ISO 8601 end (exclusive; no offset means UTC)")
-    for name in ("model", "kind", "status", "user-id", "session-id", "tag", "source"):
-        export.add_argument(f"--{name}", help=f"only rows with this {name.replace('-', ' ')}")
+    _add_filter_args(export)
     export.set_defaults(func=cmd_export)
     ui = sub.add_parser("ui", help="serve the dashboard (binds 127.0.0.1 unless told otherwise)")
     ui.add_argument("--host", help="address to bind (default: dashboard.host, 127.0.0.1)")

@@ -1,8 +1,8 @@
 """The alert engine's metric adapter: every figure a rule checks is read through ``llmobs.analytics`` here.
 
 This module is the only alert code that knows analytics' function signatures. Request metrics come from
-``analytics.overview`` over the rule's window and filters; evaluation metrics (``quality_score`` ...) are the
-average of ``evaluations.value`` for the mapped evaluation name over the window.
+``analytics.overview`` over the rule's window and filters; evaluation metrics (``quality_score`` ...) are
+``analytics.evaluation_average`` of the mapped evaluation name over the window.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
+
+from llmobs import analytics
 
 Overview = Mapping[str, Any]
 
@@ -141,8 +142,6 @@ def _overview(engine: Engine, start: dt.datetime, end: dt.datetime, filters: Map
     Rule filters map to analytics fields: model_name -> model, tags (one tag) -> tag, kind and user_id as they
     are; without ``kind`` analytics counts ``generation`` spans (LLM calls).
     """
-    from llmobs import analytics
-
     fields: dict[str, Any] = {}
     if filters.get("model_name") is not None:
         fields["model"] = filters["model_name"]
@@ -153,27 +152,6 @@ def _overview(engine: Engine, start: dt.datetime, end: dt.datetime, filters: Map
     if filters.get("tags"):
         fields["tag"] = filters["tags"][0]
     return analytics.overview(start, end, engine=engine, include_traces=False, **fields)
-
-
-def evaluation_average(engine: Engine, name: str, start: dt.datetime, end: dt.datetime,
-                       model_name: str | Sequence[str] | None = None) -> tuple[float | None, int]:
-    """Average and count of ``evaluations.value`` named ``name`` created in [start, end), optionally for a model
-    (the evaluation's own model_name, else that of the span it judges). Kept here because analytics has none."""
-    from llmobs.store.db import ensure_schema
-    from llmobs.store.models import Evaluation, Span
-
-    ensure_schema(engine)
-    e = Evaluation.__table__.c
-    stmt = select(func.avg(e.value), func.count(e.value)).where(
-        e.name == name, e.created_at >= start, e.created_at < end, e.value.is_not(None))
-    if model_name is not None:
-        models = [model_name] if isinstance(model_name, str) else list(model_name)
-        s = Span.__table__.c
-        stmt = stmt.select_from(Evaluation.__table__.outerjoin(Span.__table__, s.id == e.span_id)).where(
-            or_(e.model_name.in_(models), (e.model_name.is_(None) & s.model_name.in_(models))))
-    with engine.connect() as conn:
-        avg, count = conn.execute(stmt).one()
-    return (None if avg is None else float(avg)), int(count or 0)
 
 
 class MetricReader:
@@ -195,7 +173,9 @@ class MetricReader:
         if eval_name is not None:
             key = ("eval", eval_name, start, end, _freeze(filters.get("model_name")))
             if key not in self._cache:
-                self._cache[key] = evaluation_average(self.engine, eval_name, start, end, filters.get("model_name"))
+                self._cache[key] = analytics.evaluation_average(eval_name, start, end,
+                                                                model_name=filters.get("model_name"),
+                                                                engine=self.engine)
             value, count = self._cache[key]
             return Measurement(value, count)
         spec = REQUEST_METRICS[metric]

@@ -69,8 +69,7 @@ def review_queue(*, limit: int = 20, score_source: str = "human", engine: Engine
     >>> review_queue(limit=1)[0]["output"]   # doctest: +SKIP
     '"Paris is the capital of France."'
     """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
-        raise ValueError(f"llmobs.analytics: limit={limit!r} must be an integer from 1 to {MAX_PAGE_SIZE}")
+    _check_limit(limit)
     f = resolve(None, **fields)
     s, e = SPANS.c, EVALUATIONS.c
     scored = select(e.id).where(e.span_id == s.id, e.source == score_source).exists()
@@ -79,3 +78,29 @@ def review_queue(*, limit: int = 20, score_source: str = "human", engine: Engine
         rows = conn.execute(select(s.id, s.trace_id, s.name, s.input, s.output, s.model_name, s.start_time)
                             .where(*conds).order_by(s.start_time.desc(), s.id).limit(limit)).mappings().all()
     return [{"span_id": r["id"], **{k: r[k] for k in r.keys() if k != "id"}} for r in rows]
+
+
+def list_spans(filters: Filters | None = None, *, limit: int = 100, with_output: bool = False,
+               engine: Engine | str | None = None, **fields: Any) -> list[dict[str, Any]]:
+    """Spans matching the filters (range on their start; ``kind`` defaults to ``generation``), newest first, without
+    their payloads: id, trace id, name, kind, model, start, duration and status. ``with_output`` keeps only spans
+    that have an output.
+
+    >>> [s["span_id"] for s in list_spans(Filters(start=since("1h")), limit=5)]   # doctest: +SKIP
+    """
+    _check_limit(limit)
+    f = resolve(filters, **fields)
+    s = SPANS.c
+    with connect(engine) as conn:
+        conds = span_conditions(f, conn.dialect.name)
+        if with_output:
+            conds.append(s.output.is_not(None))
+        rows = conn.execute(select(s.id, s.trace_id, s.name, s.kind, s.model_name, s.start_time, s.duration_ms,
+                                   s.status).where(*conds).order_by(s.start_time.desc(), s.id)
+                            .limit(limit)).mappings().all()
+    return [{"span_id": r["id"], **{k: r[k] for k in r.keys() if k != "id"}} for r in rows]
+
+
+def _check_limit(limit: Any) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"llmobs.analytics: limit={limit!r} must be an integer from 1 to {MAX_PAGE_SIZE}")

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .heuristic import TASK_METRICS, TASK_TYPES
 
 if TYPE_CHECKING:
+    from llmobs.analytics.filters import Filters
+
     from .evaluator import EvaluationResult, LLMEvaluator
 
 log = logging.getLogger("llmobs")
@@ -170,24 +172,25 @@ class _ProgressLine:
     def advance(self, n: int = 1) -> None:
         with self.lock:
             self.done += n
-            done = self.done
+            self.total = max(self.total, self.done)  # more work than counted up front (new spans in the range)
+            done, total = self.done, self.total
         if self.callback is not None:
             try:
-                self.callback(done, self.total)
+                self.callback(done, total)
             except Exception:  # noqa: BLE001 - a broken progress callback must not stop the batch
                 log.warning("llmobs: progress callback failed", exc_info=True)
                 self.callback = None
         if self.enabled:
             now = time.monotonic()
-            if now - self.shown >= 0.1 or done == self.total:
+            if now - self.shown >= 0.1 or done == total:
                 self.shown = now
-                self._draw(done, now)
+                self._draw(done, total, now)
 
-    def _draw(self, done: int, now: float) -> None:
+    def _draw(self, done: int, total: int, now: float) -> None:
         rate = done / max(now - self.started, 1e-9)
-        pct = 100.0 * done / self.total if self.total else 100.0
+        pct = 100.0 * done / total if total else 100.0
         try:
-            self.stream.write(f"\revaluating {done}/{self.total} ({pct:.0f}%) {rate:.1f} rows/s ")
+            self.stream.write(f"\revaluating {done}/{total} ({pct:.0f}%) {rate:.1f} rows/s ")
             self.stream.flush()
         except (OSError, ValueError):
             self.enabled = False
@@ -394,13 +397,17 @@ def _column_order(columns: list[str]) -> list[str]:
 # --- online evaluation of stored spans -----------------------------------------------------------------------------
 @dataclass
 class SpanEvaluationReport:
-    """What one ``evaluate_spans`` run did."""
+    """What one ``evaluate_spans`` run did: spans considered (after those already scored), left out by sampling,
+    scored and failed; ``already_scored`` spans in the selection that this evaluator version had scored before
+    (skipped, never scored twice); ``rows`` evaluation rows stored."""
 
     considered: int = 0
     sampled_out: int = 0
     scored: int = 0
     failed: int = 0
     evaluator_version: str = ""
+    already_scored: int = 0
+    rows: int = 0
 
 
 _PROMPT_KEYS = (
@@ -568,7 +575,7 @@ def _sampled(span_id: str, rate: float) -> bool:
 def evaluate_spans(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
-    kind: str = "generation",
+    kind: str | None = None,
     sample_rate: float = 1.0,
     backend: str | None = None,
     limit: int | None = None,
@@ -576,14 +583,26 @@ def evaluate_spans(
     evaluator: LLMEvaluator | None = None,
     task_type: str = "general",
     workers: int | None = None,
+    filters: Filters | None = None,
+    span_ids: Sequence[str] | None = None,
+    progress: bool | Progress | None = False,
 ) -> SpanEvaluationReport:
-    """Score stored spans of ``kind`` (started in [start, end)) that have no score yet from this evaluator version,
-    storing scores linked to each span and its trace. ``sample_rate`` keeps that share of spans (decided by span
-    id), ``limit`` caps how many are scored. A span's metadata may carry ``task_type`` and ``context``.
+    """Score stored spans (finished, with an output) that have no score yet from this evaluator version, storing
+    scores linked to each span and its trace; spans it has scored before are skipped, so re-running over the same
+    range adds nothing twice. The CLI (``llmobs evaluate --spans``), the dashboard and the scheduler all run this.
+
+    Which spans: ``filters`` (an ``analytics.Filters``: range on the start time, model, user, session, tag,
+    source) with ``start``, ``end`` and ``kind`` overriding it (``kind`` defaults to ``generation``), and
+    ``span_ids`` to name spans. ``sample_rate`` keeps that share of spans (decided by span id), ``limit`` caps how
+    many are scored. ``progress`` is a callable ``(done, total)`` over the spans to consider, True for a line on
+    stderr, None for one when stderr is a terminal. A span's metadata may carry ``task_type`` and ``context``.
 
     >>> evaluate_spans(sample_rate=0.1, limit=500).scored   # doctest: +SKIP
     42
+    >>> evaluate_spans(filters=Filters(start=since("24h"), model="gpt-4o"), progress=print)   # doctest: +SKIP
     """
+    from llmobs.analytics.filters import resolve
+
     from .evaluator import LLMEvaluator
 
     if not 0.0 <= sample_rate <= 1.0:
@@ -592,24 +611,36 @@ def evaluate_spans(
         raise ValueError(f"limit={limit!r} must be >= 0")
     if task_type not in TASK_TYPES:
         raise ValueError(f"task_type={task_type!r} is not allowed; use one of {', '.join(TASK_TYPES)}")
+    if span_ids is not None:
+        span_ids = [str(i).strip().lower() for i in span_ids]
+    fields = {} if kind is None and filters is not None else {"kind": kind or "generation"}
+    selection = resolve(filters, start, end, **fields)
     ev = evaluator or LLMEvaluator(backend)
     try:
-        return _evaluate_spans(ev, start, end, kind, sample_rate, limit, task_type, workers)
+        return _evaluate_spans(ev, selection, span_ids, sample_rate, limit, task_type, workers, progress)
     finally:
         if evaluator is None:
             ev.close()
 
 
-def _evaluate_spans(ev: LLMEvaluator, start: dt.datetime | None, end: dt.datetime | None, kind: str,
-                    sample_rate: float, limit: int | None, task_type: str,
-                    workers: int | None) -> SpanEvaluationReport:
-    from .storage import flush_pending, unscored_spans
+def _evaluate_spans(ev: LLMEvaluator, selection: Filters, span_ids: Sequence[str] | None, sample_rate: float,
+                    limit: int | None, task_type: str, workers: int | None,
+                    progress: bool | Progress | None) -> SpanEvaluationReport:
+    from llmobs import analytics
 
-    report = SpanEvaluationReport(evaluator_version=ev.evaluator_version)
+    from .storage import flush_pending
+
+    version = ev.evaluator_version
+    report = SpanEvaluationReport(evaluator_version=version)
     flush_pending()
+    coverage = analytics.evaluation_coverage(version, selection, span_ids=span_ids)
+    report.already_scored = coverage["scored"]
+    # Sampled-out spans count as done too, so with sampling a limit does not bound the spans considered.
+    total = coverage["unscored"] if limit is None or sample_rate < 1.0 else min(coverage["unscored"], limit)
+    line = _ProgressLine(total, progress)
     after: tuple[dt.datetime, str] | None = None
     while limit is None or report.scored < limit:
-        page = unscored_spans(ev.evaluator_version, kind=kind, start=start, end=end, limit=200, after=after)
+        page = analytics.unscored_spans(version, selection, span_ids=span_ids, limit=200, after=after)
         if not page:
             break
         chosen = []
@@ -620,22 +651,29 @@ def _evaluate_spans(ev: LLMEvaluator, start: dt.datetime | None, end: dt.datetim
             report.considered += 1
             if not _sampled(span["id"], sample_rate):
                 report.sampled_out += 1
+                line.advance()
                 continue
             chosen.append(span)
-        line = _ProgressLine(len(chosen), False)
-        outcomes = _map(lambda s: _score_span(ev, s, task_type), chosen, workers or ev.max_workers, line)
-        report.scored += sum(1 for ok in outcomes if ok)
-        report.failed += sum(1 for ok in outcomes if not ok)
+        stored = _map(lambda s: _score_span(ev, s, task_type), chosen, workers or ev.max_workers, line)
+        report.scored += sum(1 for n in stored if n is not None)
+        report.failed += sum(1 for n in stored if n is None)
+        report.rows += sum(n for n in stored if n is not None)
     flush_pending()
+    if line.done < line.total:  # fewer spans than counted (sampling, a limit, spans scored meanwhile elsewhere)
+        line.advance(line.total - line.done)
+    line.close()
     return report
 
 
-def _score_span(ev: LLMEvaluator, span: Mapping[str, Any], default_task: str) -> bool:
+def _score_span(ev: LLMEvaluator, span: Mapping[str, Any], default_task: str) -> int | None:
+    """Score one span and queue its rows; the number of rows, or None when it could not be scored."""
+    from .storage import store_result
+
     metadata = span.get("metadata") if isinstance(span.get("metadata"), dict) else {}
     prompt, response, context = span_texts(span.get("input"), span.get("output"), metadata)
     task = metadata.get("task_type") if metadata.get("task_type") in TASK_TYPES else default_task
     try:
-        ev.evaluate_response(
+        result = ev.evaluate_response(
             span.get("model_name"),
             prompt,
             response if response is not None else "",
@@ -643,12 +681,12 @@ def _score_span(ev: LLMEvaluator, span: Mapping[str, Any], default_task: str) ->
             context=context,
             span_id=span["id"],
             trace_id=span.get("trace_id"),
-            store=True,
+            store=False,
         )
-        return True
     except Exception:  # noqa: BLE001 - one span must not stop the run
         log.warning("llmobs: could not evaluate span %s", span.get("id"), exc_info=True)
-        return False
+        return None
+    return len(store_result(result))
 
 
 # --- output helpers (CLI) --------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from .registry import Evaluator, Sample, legacy_evaluator, registered_evaluators
 
 log = logging.getLogger("llmobs")
 
-__all__ = ["LLMEvaluator", "EvaluationResult", "BACKENDS", "CORE_METRICS", "combine_quality"]
+__all__ = ["LLMEvaluator", "EvaluationResult", "BACKENDS", "CORE_METRICS", "available_backends", "combine_quality"]
 
 BACKENDS = ("heuristic", "embedding", "llm_judge")
 CORE_METRICS = ("quality", "relevance", "coherence", "accuracy", "toxicity", "bias", "hallucination")
@@ -147,6 +147,34 @@ def _text(name: str, value: Any) -> str:
 
 def _optional_text(name: str, value: Any) -> str | None:
     return None if value is None else _text(name, value)
+
+
+def available_backends() -> list[str]:
+    """The backends that can run here, default first: heuristic always; embedding when its extra is installed;
+    llm_judge when a judge is configured (``evaluation.judge.base_url`` or an API key in
+    ``evaluation.judge.api_key`` / ``$OPENAI_API_KEY``). The dashboard offers these.
+
+    >>> available_backends()[0]
+    'heuristic'
+    """
+    import os
+
+    from llmobs._state import settings
+
+    from .embedding import require_embedding_extra
+
+    found = ["heuristic"]
+    try:
+        require_embedding_extra()
+        found.append("embedding")
+    except ImportError:
+        pass
+    conf = settings()
+    if conf.get("evaluation.judge.base_url") or conf.get("evaluation.judge.api_key") or os.environ.get(
+        "OPENAI_API_KEY"
+    ):
+        found.append("llm_judge")
+    return found
 
 
 def make_backend(name: str, **options: Any) -> Backend:
@@ -503,12 +531,15 @@ class LLMEvaluator:
         limit: int | None = None,
         *,
         task_type: str = "general",
+        **options: Any,
     ) -> Any:
-        """Score stored spans that this evaluator has not scored yet; see :func:`llmobs.evaluation.batch.evaluate_spans`."""
+        """Score stored spans that this evaluator has not scored yet (``options``: filters, span_ids, progress,
+        workers); see :func:`llmobs.evaluation.batch.evaluate_spans`."""
         from .batch import evaluate_spans
 
         return evaluate_spans(
-            start=start, end=end, kind=kind, sample_rate=sample_rate, limit=limit, evaluator=self, task_type=task_type
+            start=start, end=end, kind=kind, sample_rate=sample_rate, limit=limit, evaluator=self, task_type=task_type,
+            **options,
         )
 
     def get_evaluation_summary(

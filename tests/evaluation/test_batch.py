@@ -17,9 +17,11 @@ import pandas as pd
 import pytest
 
 import llmobs
+from llmobs.analytics import Filters
 from llmobs.evaluation import LLMEvaluator, evaluate_spans
 from llmobs.evaluation.batch import _ProgressLine, span_texts
 from tests.support.databases import Store
+from tests.support.seed import gen, seed
 
 REPO = Path(__file__).resolve().parents[2]
 CORE = ["quality", "relevance", "coherence", "accuracy", "toxicity", "bias", "hallucination"]
@@ -193,6 +195,69 @@ def test_evaluate_spans_honours_sample_rate_limit_and_time_window(sqlite_store: 
     assert one.scored == 1 and len({r["span_id"] for r in evaluations(sqlite_store)}) == 1
     rest = evaluate_spans(end=future)
     assert rest.scored == 2 and len({r["span_id"] for r in evaluations(sqlite_store)}) == 3
+
+
+def _seeded_generations(store: Store) -> list[dict[str, Any]]:
+    """Five finished generations in the last hour (users alice/bob, models gpt-4o/gpt-4o-mini), one without output."""
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = [gen(now - dt.timedelta(minutes=50 - i), 100.0, model="gpt-4o-mini" if i == 3 else "gpt-4o",
+                user_id="bob" if i == 1 else "alice", input=json.dumps(f"Question {i}?"),
+                output=json.dumps(f"Answer number {i}.")) for i in range(5)]
+    rows.append(gen(now - dt.timedelta(minutes=5), 100.0, model="gpt-4o", user_id="alice"))
+    seed(store.engine(), rows)
+    return rows
+
+
+def test_evaluate_spans_scores_the_filtered_range_with_progress_and_never_twice(store: Store) -> None:
+    rows = _seeded_generations(store)
+    hour = Filters(start=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1), model="gpt-4o", user_id="alice")
+    seen: list[tuple[int, int]] = []
+    report = evaluate_spans(filters=hour, progress=lambda done, total: seen.append((done, total)))
+    chosen = {r["id"] for r in rows if r["model_name"] == "gpt-4o" and r["user_id"] == "alice" and r["output"]}
+    stored = evaluations(store)
+    assert {r["span_id"] for r in stored} == chosen and len(chosen) == 3
+    assert (report.scored, report.already_scored, report.failed, report.rows) == (3, 0, 0, len(stored))
+    assert all(n == len(stored) // 3 for n in (sum(r["span_id"] == i for r in stored) for i in chosen))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    again = evaluate_spans(filters=hour.replace(model=None), progress=lambda done, total: seen.append((done, total)))
+    alice = {r["id"] for r in rows if r["user_id"] == "alice" and r["output"]}
+    assert (again.scored, again.already_scored) == (len(alice - chosen), len(chosen)) == (1, 3)
+    assert len(evaluations(store)) == len(stored) + again.rows
+
+
+def test_evaluate_spans_by_span_id_scores_that_span_once(store: Store) -> None:
+    rows = _seeded_generations(store)
+    target = rows[1]
+    first = evaluate_spans(span_ids=[target["id"].upper()])
+    assert first.scored == 1 and {r["span_id"] for r in evaluations(store)} == {target["id"]}
+    assert {r["trace_id"] for r in evaluations(store)} == {target["trace_id"]}
+    second = evaluate_spans(span_ids=[target["id"]])
+    assert (second.scored, second.already_scored, second.rows) == (0, 1, 0)
+    assert len(evaluations(store)) == first.rows
+
+
+def test_cli_evaluate_spans_scores_stored_generations_of_the_filters_once(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "llmobs.db"
+    db.parent.mkdir()
+    from llmobs.store.db import make_engine
+
+    engine = make_engine(f"sqlite:///{db}")
+    rows = _seeded_generations(Store("sqlite", f"sqlite:///{db}", db, engine))
+    engine.dispose()
+    done = run_cli("evaluate", "--spans", "--since", "2h", "--user-id", "alice", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    alice = [r for r in rows if r["user_id"] == "alice" and r["output"]]
+    with sqlite3.connect(db) as conn:
+        scored = {span for (span,) in conn.execute("select distinct span_id from evaluations")}
+        count = conn.execute("select count(*) from evaluations").fetchone()[0]
+    assert scored == {r["id"] for r in alice}
+    assert done.stdout.startswith(f"{len(alice)} spans scored with heuristic-1 ({count} evaluation rows stored), "
+                                  "0 already scored (skipped), 0 failed")
+    again = run_cli("evaluate", "--spans", "--since", "2h", cwd=tmp_path)
+    everyone = [r for r in rows if r["output"]]
+    assert again.stdout.startswith(f"{len(everyone) - len(alice)} spans scored with heuristic-1")
+    assert f"{len(alice)} already scored" in again.stdout
+    assert run_cli("evaluate", cwd=tmp_path).returncode == 2
 
 
 def test_span_texts_reads_prompts_and_responses_of_common_shapes() -> None:

@@ -53,6 +53,14 @@ def seed_dashboard(engine: Any, now: dt.datetime) -> dict[str, Any]:
     return {"recent": recent, "previous": previous, "xss_span": llm, "root": root, "retriever": retr}
 
 
+def evaluable_generations(data: dict[str, Any], model: str | None = None) -> dict[str, dict[str, Any]]:
+    """The seeded generations of the last 24 hours that evaluators score: finished, with an output (by span id)."""
+    since = dt.datetime.now(UTC) - dt.timedelta(days=1)
+    spans = [*data["recent"], *data["previous"], data["xss_span"]]
+    return {s["id"]: s for s in spans if s["status"] == "ok" and s["output"] is not None and s["start_time"] >= since
+            and model in (None, s["model_name"])}
+
+
 @pytest.fixture
 def seeded(store: Store) -> tuple[AppContext, dict[str, Any], Store]:
     """The seeded data set in the test's database (SQLite and PostgreSQL) and an AppContext on it."""

@@ -16,9 +16,11 @@ import pytest
 
 import llmobs
 from llmobs.store.db import make_engine
-from tests.ui.conftest import HTML_ERROR, TAGGED_NAME, XSS, XSS_TRACE, seed_dashboard
+from llmobs.ui.tabs.evaluations import SCOPE_SPAN
+from tests.ui.conftest import HTML_ERROR, TAGGED_NAME, XSS, XSS_TRACE, evaluable_generations, seed_dashboard
 
 CHROMIUM = "/usr/bin/chromium"
+MARKUP_NAME = "<b>bold gen</b><img src=x onerror=alert(5)>"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 45_000  # generous: CI shares two cores with the rest of the suite
@@ -157,12 +159,71 @@ def test_models_errors_alerts_evaluations_tabs_show_their_figures(page: Any, das
     _shot(page, dashboard, "evaluations")
 
 
+def test_evaluations_tab_runs_the_evaluators_on_the_range_and_shows_the_count(page: Any, dashboard: dict[str, Any]
+                                                                             ) -> None:
+    from sqlalchemy import text
+
+    _open_tab(page, "Evaluations")
+    expect(page.locator("#run-span")).to_be_visible()
+    page.locator("#run-go").click()
+    status = page.locator("#run-status textarea")
+    expect(status).to_have_value(re.compile(r"^Scored 5 span\(s\) with heuristic-1: [\d,]+ evaluation rows stored\.$"))
+    shown = int(re.search(r"([\d,]+) evaluation rows", status.input_value()).group(1).replace(",", ""))
+    with dashboard["engine"].connect() as conn:
+        per_span = dict(conn.execute(text("SELECT span_id, count(*) FROM evaluations "
+                                          "WHERE evaluator_version = 'heuristic-1' GROUP BY span_id")).all())
+    assert set(per_span) == set(evaluable_generations(dashboard["data"])) and sum(per_span.values()) == shown
+    expect(page.locator("#evals-table")).to_contain_text("relevance")  # the summary reloads after the run
+    _shot(page, dashboard, "evaluations-run")
+    page.locator("#run-go").click()
+    expect(status).to_have_value(re.compile("5 already scored by heuristic-1 \\(skipped\\)\\.$"))
+    with dashboard["engine"].connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM evaluations WHERE evaluator_version = 'heuristic-1'")).scalar()
+    assert total == shown
+
+
+def test_evaluations_tab_lists_generations_as_text_and_scores_the_one_picked(page: Any, dashboard: dict[str, Any]
+                                                                             ) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    from tests.support.seed import gen, seed
+
+    # Ten days old: outside every 24-hour figure the other tests check, inside "Last 30 days".
+    old = gen(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10), 100.0, model="gpt-4o", name=MARKUP_NAME,
+              input=json.dumps("Is this shown as text?"), output=json.dumps("Yes, as text."))
+    seed(dashboard["engine"], [old])
+    _open_tab(page, "Evaluations")
+    page.locator("#evals-range input").click()
+    page.get_by_role("option", name="Last 30 days").click()
+    page.locator("#run-span input").click()
+    option = page.locator("[role=option]").filter(has_text=MARKUP_NAME)
+    expect(option).to_be_visible()
+    assert page.locator("[role=option] b, [role=option] img").count() == 0
+    option.click()
+    page.locator("#run-scope").get_by_text(SCOPE_SPAN, exact=True).click()
+    page.locator("#run-go").click()
+    expect(page.locator("#run-status textarea")).to_have_value(
+        re.compile(r"^Scored 1 span\(s\) with heuristic-1: [\d,]+ evaluation rows stored\.$"))
+    with dashboard["engine"].connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM evaluations WHERE span_id = :s"), {"s": old["id"]}).scalar()
+    assert stored > 0
+    _shot(page, dashboard, "evaluations-span")
+
+
 def test_manual_review_stores_a_human_score_and_loads_the_next_item(page: Any, dashboard: dict[str, Any]) -> None:
     from sqlalchemy import text
+
+    from llmobs.ui.state import AppContext
+    from llmobs.ui.tabs import review
 
     xss_span = dashboard["data"]["xss_span"]["id"]
     _open_tab(page, "Manual review")
     expect(page.locator("#review-span-id textarea, #review-span-id input")).to_have_value(xss_span)
+    agreement = page.locator("#agreement-status textarea")
+    expect(agreement).to_have_value(re.compile("^No reviewed generation in this range has automatic scores yet "
+                                               "\\(0 reviewed\\)"))
     expect(page.locator("#review-response textarea")).to_have_value(XSS)
     page.locator("#review-rating").get_by_text("5", exact=True).click()
     page.locator("#review-comment textarea").fill("looks right")
@@ -173,6 +234,15 @@ def test_manual_review_stores_a_human_score_and_loads_the_next_item(page: Any, d
     with dashboard["engine"].connect() as conn:
         rows = conn.execute(text("SELECT name, value, comment, span_id FROM evaluations WHERE source = 'human'")).all()
     assert [tuple(r) for r in rows] == [("human_rating", 5.0, "looks right", xss_span)]
+    # The agreement below the form is refreshed after the review, with the analytics figures for its range.
+    ctx = AppContext(engine=dashboard["engine"], auto_refresh_seconds=0)
+    table, expected = review.agreement(ctx, review.AGREEMENT_RANGE)
+    assert re.search(r"\(1 reviewed\)|1 reviewed in all", expected), expected
+    expect(agreement).to_have_value(expected)
+    for row in table:
+        for text_shown in (row[0], row[4]):
+            expect(page.locator("#agreement-table")).to_contain_text(text_shown)
+    _shot(page, dashboard, "review-agreement")
 
 
 def test_export_tab_offers_a_csv_download(page: Any, dashboard: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from llmobs.ui.format import fmt_int, fmt_ms, fmt_pct, fmt_score, fmt_usd
 from llmobs.ui.state import AppContext, build_filters, previous_period
 from llmobs.ui.tabs import alerts, errors, evaluations, export, models, overview, performance, review, traces
 from tests.support.databases import Store
-from tests.ui.conftest import HTML_ERROR, TAGGED_NAME, XSS, XSS_TRACE
+from tests.ui.conftest import HTML_ERROR, TAGGED_NAME, XSS, XSS_TRACE, evaluable_generations
 
 DAY = "Last 24 hours"
 Seeded = tuple[AppContext, dict[str, Any], Store]
@@ -73,6 +73,10 @@ def test_every_tab_shows_a_friendly_empty_state_on_an_empty_database(empty_ctx: 
     assert review.item_view(review.next_item(empty_ctx))[-1] == review.EMPTY_QUEUE
     assert "No alert rules yet" in alerts.refresh(empty_ctx)[2]
     assert "No evaluation scores" in evaluations.refresh(empty_ctx, DAY)[2]
+    assert evaluations.run_evaluation(empty_ctx, evaluations.SCOPE_RANGE, None, DAY) == \
+        "No finished generations with an output in this range and filters."
+    assert review.agreement(empty_ctx, DAY) == ([], "No reviewed generation in this range has automatic scores yet "
+                                                    "(0 reviewed). Run evaluators in the Evaluations tab to compare.")
     path, status = export.export_file(empty_ctx, "spans", "csv", "all", DAY)
     assert path is not None and status.startswith("Exported 0 spans rows")
 
@@ -238,3 +242,99 @@ def test_export_writes_the_filtered_range_like_analytics_export(seeded: Seeded, 
     assert analytics.export(expected, "csv", "spans", filters=build_filters(DAY, "gpt-4o"), engine=ctx.engine) == 4
     path, status = export.export_file(ctx, "nope", "csv", "all", DAY, directory=str(tmp_path))
     assert path is None and "table='nope' is unknown" in status
+
+
+# --- running evaluators and the agreement of human and automatic scores -------------------------------------------
+def _run_rows(store: Store) -> list[dict[str, Any]]:
+    return store.rows("evaluations", order="created_at", where="evaluator_version = 'heuristic-1'")
+
+
+def test_running_evaluators_on_the_range_stores_rows_per_span_reports_progress_and_never_scores_twice(
+        seeded: Seeded) -> None:
+    ctx, data, store = seeded
+    fractions: list[float] = []
+    status = evaluations.run_evaluation(ctx, evaluations.SCOPE_RANGE, None, DAY,
+                                        progress=lambda fraction, desc=None: fractions.append(fraction))
+    expected = evaluable_generations(data)
+    rows = _run_rows(store)
+    per_span = {sid: [r for r in rows if r["span_id"] == sid] for sid in expected}
+    assert set(r["span_id"] for r in rows) == set(expected) and len(expected) == 5
+    assert all(len(v) == len(rows) // len(expected) and {r["trace_id"] for r in v} == {expected[sid]["trace_id"]}
+               for sid, v in per_span.items())
+    assert {r["name"] for r in rows} >= {"quality", "relevance", "toxicity"}
+    assert status == f"Scored 5 span(s) with heuristic-1: {len(rows)} evaluation rows stored."
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert [f for f in fractions if 0 < f < 1] == [k / len(expected) for k in range(1, len(expected))]
+    again = evaluations.run_evaluation(ctx, evaluations.SCOPE_RANGE, None, DAY)
+    assert again == f"Scored 0 span(s) with heuristic-1: 0 evaluation rows stored; 5 already scored by heuristic-1 " \
+                    "(skipped)."
+    assert len(_run_rows(store)) == len(rows)
+
+
+def test_running_evaluators_follows_the_model_filter_and_a_selected_span(seeded: Seeded) -> None:
+    ctx, data, store = seeded
+    mini = evaluable_generations(data, "gpt-4o-mini")
+    evaluations.run_evaluation(ctx, evaluations.SCOPE_RANGE, None, DAY, "gpt-4o-mini")
+    assert {r["span_id"] for r in _run_rows(store)} == set(mini) and len(mini) == 1
+    choices = evaluations.span_choices(ctx, DAY)
+    assert [sid for _, sid in choices] == [s["span_id"] for s in analytics.list_spans(
+        build_filters(DAY), with_output=True, engine=ctx.engine)]
+    xss = data["xss_span"]["id"]
+    label = next(label for label, sid in choices if sid == xss)
+    assert label.startswith("answer-llm · gpt-4o · ") and label.endswith(xss)
+    status = evaluations.run_evaluation(ctx, evaluations.SCOPE_SPAN, xss, DAY, "gpt-4o-mini")  # filters do not apply
+    assert status.startswith("Scored 1 span(s) with heuristic-1")
+    assert {r["span_id"] for r in _run_rows(store)} == {*mini, xss}
+    assert evaluations.run_evaluation(ctx, evaluations.SCOPE_SPAN, xss, DAY).endswith(
+        "1 already scored by heuristic-1 (skipped).")
+    assert evaluations.run_evaluation(ctx, evaluations.SCOPE_SPAN, "f" * 16, DAY) == \
+        "No finished span with an output has that id."
+    assert evaluations.run_evaluation(ctx, evaluations.SCOPE_SPAN, "", DAY).startswith("Error: Pick a generation")
+    assert evaluations.run_evaluation(ctx, evaluations.SCOPE_RANGE, None, DAY, backend="nope").startswith(
+        "Error: backend='nope' is not allowed")
+
+
+def test_review_tab_shows_the_agreement_of_human_and_automatic_scores_after_reviews(seeded: Seeded) -> None:
+    ctx, data, store = seeded
+    rows, status = review.agreement(ctx, review.AGREEMENT_RANGE)
+    assert rows == [] and status.startswith("No reviewed generation in this range has automatic scores")
+    first, second = data["recent"][0], data["recent"][1]  # seeded with heuristic quality 0.9 and 0.5
+    review.submit_review(ctx, first["id"], first["trace_id"], 5, "Thumbs up", "")
+    review.submit_review(ctx, second["id"], second["trace_id"], 2, "Thumbs down", "")
+    rows, status = review.agreement(ctx, review.AGREEMENT_RANGE)
+    expected = analytics.score_agreement(build_filters(review.AGREEMENT_RANGE), engine=ctx.engine)
+    quality = expected["metrics"][0]
+    assert expected["paired_items"] == 2 and status.startswith("Paired items: 2 (reviewed generations with automatic "
+                                                               "scores; 2 reviewed in all). Spearman's rank correlation")
+    assert rows == [["quality", "heuristic", "2", fmt_score(quality["spearman"]), fmt_score(quality["mean_abs_diff"]),
+                     "2", fmt_pct(quality["thumbs_agreement"])]]
+    auto = {e["span_id"]: e["value"] for e in store.rows("evaluations", order="created_at",
+                                                         where="source = 'heuristic'")}
+    assert quality["mean_abs_diff"] == pytest.approx((abs(auto[first["id"]] - 1.0) + abs(auto[second["id"]] - 0.25))
+                                                     / 2)
+    agree = [(auto[first["id"]] >= 0.5) is True, (auto[second["id"]] >= 0.5) is False]  # up, then down
+    assert quality["thumbs_agreement"] == sum(agree) / 2 == 0.5  # 0.5 counts as a pass: the thumbs down disagrees
+
+
+def test_the_judge_backend_is_offered_only_when_a_judge_is_configured(sqlite_store: Store,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmobs
+    from llmobs.evaluation.embedding import require_embedding_extra
+    from llmobs.evaluation.evaluator import available_backends
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("LLMOBS_EVALUATION__JUDGE__BASE_URL", raising=False)
+    monkeypatch.delenv("LLMOBS_EVALUATION__JUDGE__API_KEY", raising=False)
+    llmobs.configure(database_url=sqlite_store.url)
+    offered = available_backends()
+    assert offered[0] == "heuristic" and "llm_judge" not in offered
+    try:
+        require_embedding_extra()
+        assert "embedding" in offered
+    except ImportError:
+        assert "embedding" not in offered
+    llmobs.configure(evaluation__judge__base_url="http://127.0.0.1:9/v1")
+    assert available_backends()[-1] == "llm_judge"
+    llmobs.configure(reset=True, database_url=sqlite_store.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert "llm_judge" in available_backends()

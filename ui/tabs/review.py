@@ -1,5 +1,6 @@
 """Manual review tab: recent generations without a human score, prompt and response side by side; a 1-5 rating,
-thumbs up/down and a comment are stored as ``human`` scores, then the next item loads."""
+thumbs up/down and a comment are stored as ``human`` scores, then the next item loads. Below, how well the
+automatic scores agree with the human ones (``analytics.score_agreement``), refreshed after every review."""
 
 from __future__ import annotations
 
@@ -8,14 +9,21 @@ from typing import Any
 import gradio as gr
 
 import llmobs
+from llmobs.analytics import HUMAN_RATING, HUMAN_THUMBS, score_agreement
 from llmobs.analytics.traces import review_queue
-from llmobs.ui.format import as_text, cell
-from llmobs.ui.state import AppContext
+from llmobs.ui.format import as_text, cell, fmt_int, fmt_pct, fmt_score
+from llmobs.ui.state import RANGES, AppContext, build_filters
 
-RATING_NAME = "human_rating"
-THUMBS_NAME = "human_thumbs"
+RATING_NAME = HUMAN_RATING
+THUMBS_NAME = HUMAN_THUMBS
 THUMBS = {"Thumbs up": 1.0, "Thumbs down": 0.0}
 EMPTY_QUEUE = "Nothing to review: every recent generation already has a human score."
+AGREEMENT_RANGE = "Last 30 days"
+AGREEMENT_HEADERS = ["Metric", "Source", "Rated pairs", "Spearman ρ", "Mean |auto − human|", "Thumbs pairs",
+                     "Thumbs agreement"]
+AGREEMENT_NOTE = ("Spearman's rank correlation between each automatic score and the 1–5 rating normalised to 0..1 "
+                  "((rating − 1) / 4); thumbs agreement: thumbs up with a score ≥ 0.5, thumbs down with < 0.5. "
+                  "Toxicity, bias and hallucination are compared as 1 − score.")
 
 
 def next_item(ctx: AppContext) -> dict[str, Any] | None:
@@ -56,6 +64,23 @@ def submit_review(ctx: AppContext, span_id: str, trace_id: str, rating: float | 
     return (*view[:5], f"Saved review of span {span_id}. " + (view[5] or "Next item loaded."))
 
 
+def agreement(ctx: AppContext, range_label: str, model: str = "") -> tuple[list[list[str]], str]:
+    """Callback: per automatic metric, its agreement with the human scores of generations in the range, and a
+    status line with the number of paired items."""
+    try:
+        result = score_agreement(build_filters(range_label, model), engine=ctx.engine)
+    except ValueError as exc:
+        return [], f"Error: {exc}"
+    rows = [[cell(m["name"]) + (" (1 − score)" if m["inverted"] else ""), cell(m["source"]), fmt_int(m["pairs"]),
+             fmt_score(m["spearman"]), fmt_score(m["mean_abs_diff"]), fmt_int(m["thumbs_pairs"]),
+             fmt_pct(m["thumbs_agreement"])] for m in result["metrics"]]
+    if not result["paired_items"]:
+        return rows, (f"No reviewed generation in this range has automatic scores yet ({result['human_items']} "
+                      "reviewed). Run evaluators in the Evaluations tab to compare.")
+    return rows, (f"Paired items: {result['paired_items']} (reviewed generations with automatic scores; "
+                  f"{result['human_items']} reviewed in all). {AGREEMENT_NOTE}")
+
+
 def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     """Render the tab; returns (load fn, inputs, outputs)."""
     span_id = gr.Textbox(label="Span id", interactive=False, elem_id="review-span-id")
@@ -72,15 +97,34 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
         submit = gr.Button("Submit review", variant="primary", elem_id="review-submit")
         skip = gr.Button("Reload queue", elem_id="review-reload")
     status = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="review-status")
+    with gr.Accordion("Agreement between human and automatic scores", open=True):
+        with gr.Row():
+            agree_range = gr.Dropdown(list(RANGES), value=AGREEMENT_RANGE, label="Generations started in",
+                                      elem_id="agreement-range")
+            agree_model = gr.Textbox(label="Model", placeholder="any", elem_id="agreement-model")
+            agree_refresh = gr.Button("Refresh", elem_id="agreement-refresh")
+        agree_status = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="agreement-status")
+        agree_table = gr.Dataframe(headers=AGREEMENT_HEADERS, datatype="str", interactive=False,
+                                   elem_id="agreement-table", label="Agreement per automatic metric")
     item_outputs = [span_id, trace_id, about, prompt, response, status]
+    agree_inputs, agree_outputs = [agree_range, agree_model], [agree_table, agree_status]
 
-    def load() -> tuple[str, ...]:
+    def load_agreement(range_label: str, model: str) -> tuple[Any, ...]:
+        return agreement(ctx, range_label, model)
+
+    def load(range_label: str, model: str) -> tuple[Any, ...]:
+        return (*item_view(next_item(ctx)), *agreement(ctx, range_label, model))
+
+    def reload_queue() -> tuple[str, ...]:
         return item_view(next_item(ctx))
 
     def on_submit(sid: str, tid: str, r: Any, th: Any, c: str, request: gr.Request) -> tuple[Any, ...]:
         author = getattr(request, "username", None) if request is not None else None
         return (*submit_review(ctx, sid, tid, r, th, c, author), None, None, "")
 
-    submit.click(on_submit, [span_id, trace_id, rating, thumbs, comment], [*item_outputs, rating, thumbs, comment])
-    skip.click(load, [], item_outputs)
-    return load, [], item_outputs
+    submit.click(on_submit, [span_id, trace_id, rating, thumbs, comment],
+                 [*item_outputs, rating, thumbs, comment]).then(load_agreement, agree_inputs, agree_outputs)
+    skip.click(reload_queue, [], item_outputs)
+    for trigger in (agree_refresh.click, agree_range.change, agree_model.submit):
+        trigger(load_agreement, agree_inputs, agree_outputs)
+    return load, agree_inputs, [*item_outputs, *agree_outputs]

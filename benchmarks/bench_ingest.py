@@ -1,6 +1,6 @@
 """Spans persisted per second into SQLite and PostgreSQL, and memory while the database is unreachable.
 
-Run: python benchmarks/bench_ingest.py [--spans N] [--down-calls N]
+Run: python benchmarks/bench_ingest.py [--spans N] [--down-calls N] [--preload N]
 PostgreSQL is measured when LLMOBS_TEST_POSTGRES_URL is set (in a temporary schema that is dropped afterwards).
 """
 
@@ -24,38 +24,53 @@ from llmobs.pipeline import current_pipeline
 llmobs.configure(database_url={url!r}, batch_size=5000)
 N = {n}
 
+def prebuilt(n, per_trace):
+    # finished generation spans: a root per trace with per_trace - 1 children (per_trace=0: all in one trace)
+    records = []
+    trace = TraceState(new_trace_id(), True)
+    root = None
+    for i in range(n):
+        if per_trace and i % per_trace == 0:
+            trace, root = TraceState(new_trace_id(), True), None
+        r = SpanRecord("prebuilt", "generation", trace, None if root is None else root.span_id, "observe")
+        if per_trace and root is None:
+            r.is_root, root = True, r
+        r.arg_values, r.arg_names = ("what is the capital of France?",), ("prompt",)
+        r.output = "Paris"
+        r.model_name = "gpt-4o-mini"; r.provider = "openai"; r.prompt_tokens = 40; r.completion_tokens = 12
+        r.perf_end = r.perf_start + 1_000_000; r.ended = True
+        records.append(r)
+    return records
+
+def drain(records):
+    p = current_pipeline()
+    start = time.perf_counter()
+    p.queue.extend(records)
+    p.wake.set()
+    llmobs.flush(3600)
+    return len(records) / (time.perf_counter() - start)
+
+with llmobs.span("warmup"):
+    pass
+llmobs.flush()
+for _ in range({preload} // 100_000):  # fill the file first: inserts into a large file cost more
+    drain(prebuilt(100_000, 10))
+
 # 1) end to end: @observe calls in the caller, writer persisting concurrently, until flush returns
 @llmobs.observe(kind="generation")
 def call(prompt):
     llmobs.update_current_span(model_name="gpt-4o-mini", provider="openai", prompt_tokens=40, completion_tokens=12)
     return "an answer of a few words"
 
-with llmobs.span("warmup"):
-    pass
-llmobs.flush()
 start = time.perf_counter()
 for i in range(N):
     call("what is the capital of France?")
-llmobs.flush(600)
-e2e = time.perf_counter() - start
+llmobs.flush(3600)
+e2e = N / (time.perf_counter() - start)
 
 # 2) writer alone: records already finished, measure only the drain into the database
-trace = TraceState(new_trace_id(), True)
-records = []
-for i in range(N):
-    r = SpanRecord("prebuilt", "generation", trace, None, "observe")
-    r.input = {{"prompt": "what is the capital of France?"}}
-    r.output = "Paris"
-    r.model_name = "gpt-4o-mini"; r.prompt_tokens = 40; r.completion_tokens = 12
-    r.perf_end = r.perf_start + 1_000_000; r.ended = True
-    records.append(r)
-p = current_pipeline()
-start = time.perf_counter()
-p.queue.extend(records)
-p.wake.set()
-llmobs.flush(600)
-writer = time.perf_counter() - start
-print(f"{{N / e2e:.0f}} {{N / writer:.0f}} {{llmobs.stats()['dropped']}}")
+rates = [drain(prebuilt(N, per_trace)) for per_trace in (1, 10, 0)]
+print(f"{{e2e:.0f}}", " ".join(f"{{r:.0f}}" for r in rates), llmobs.stats()['dropped'])
 """
 
 DOWN = """
@@ -98,20 +113,28 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--down-calls", type=int, default=1_000_000)
     parser.add_argument("--queue-size", type=int, default=100_000)
+    parser.add_argument("--preload", type=int, default=0, help="spans written before measuring (multiple of 100k)")
     args = parser.parse_args()
 
-    print(f"ingest of {args.spans:,} generation spans (spans/s; end to end = @observe calls + writer until flush)")
+    preload = f"; file holding {args.preload:,} spans first" if args.preload else ""
+    print(f"ingest of {args.spans:,} generation spans, spans/s{preload}. end to end = @observe calls and the writer "
+          "sharing one process until flush returns;\nwriter alone = finished spans drained into the database, "
+          "with a trace per span / 10 spans per trace / one trace for all")
+
+    def line(label: str, url: str) -> None:
+        e2e, one, ten, single, dropped = run(INGEST.format(url=url, n=args.spans, preload=args.preload)).split()
+        print(f"  {label:<11} end to end {int(e2e):>8,}/s   writer alone {int(one):>8,} / {int(ten):>8,} / "
+              f"{int(single):>8,}/s   dropped {dropped}")
+
     with tempfile.TemporaryDirectory() as tmp:
-        e2e, writer, dropped = run(INGEST.format(url=f"sqlite:///{tmp}/bench.db", n=args.spans)).split()
-        print(f"  SQLite      end to end {int(e2e):>8,}/s   writer alone {int(writer):>8,}/s   dropped {dropped}")
+        line("SQLite", f"sqlite:///{tmp}/bench.db")
     pg = os.environ.get("LLMOBS_TEST_POSTGRES_URL")
     if pg:
         from tests.support.databases import create_pg_schema, drop_pg_schema
 
         schema, url = create_pg_schema(pg)
         try:
-            e2e, writer, dropped = run(INGEST.format(url=url, n=args.spans)).split()
-            print(f"  PostgreSQL  end to end {int(e2e):>8,}/s   writer alone {int(writer):>8,}/s   dropped {dropped}")
+            line("PostgreSQL", url)
         finally:
             drop_pg_schema(pg, schema)
     else:

@@ -114,40 +114,56 @@ def metadata_text(value: Any, max_chars: int, redact_secrets: bool) -> str | Non
     return text
 
 
+def _plain(value: Any, limit: int) -> bool:
+    """True for a short str without NUL characters, stored as it is (the common case, checked inline below)."""
+    return type(value) is str and len(value) <= limit and "\x00" not in value
+
+
 def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: TimeFormat) -> tuple[Any, ...]:
-    """The ``spans`` row of one finished record, in SPAN_COLUMNS order."""
-    duration_us = (rec.perf_end - rec.perf_start) // 1000
+    """The ``spans`` row of one finished record, in SPAN_COLUMNS order.
+
+    Runs once per span on the writer thread, so fields that are usually None or plain skip the helper calls.
+    """
+    perf_start = rec.perf_start
+    elapsed_ns = rec.perf_end - perf_start
     wall = rec.wall_start_ns  # set by callers that know the exact start (e.g. the MetricsCollector)
-    start_us = (wall if wall is not None else perf_to_wall_ns(rec.perf_start)) // 1000
-    prompt = _int(rec.prompt_tokens, "prompt_tokens")
-    completion = _int(rec.completion_tokens, "completion_tokens")
-    total = _int(rec.total_tokens, "total_tokens")
-    if total is None and (prompt is not None or completion is not None):
-        total = (prompt or 0) + (completion or 0)
-    error_message = rec.error_message
+    start_us = (wall if wall is not None else perf_to_wall_ns(perf_start)) // 1000
+    prompt, completion, total = rec.prompt_tokens, rec.completion_tokens, rec.total_tokens
+    if prompt is not None or completion is not None or total is not None:
+        prompt = _int(prompt, "prompt_tokens")
+        completion = _int(completion, "completion_tokens")
+        total = _int(total, "total_tokens")
+        if total is None and (prompt is not None or completion is not None):
+            total = (prompt or 0) + (completion or 0)
+    name = rec.name
+    if not _plain(name, 512):
+        name = _text(name, 512) or "unnamed"
+    error_type, error_message, model, provider = rec.error_type, rec.error_message, rec.model_name, rec.provider
+    cost, ttft, metadata = rec.cost_usd, rec.time_to_first_token_ms, rec.metadata
+    parent = rec.parent_id
     return (
         f"{rec.span_id:016x}",
         f"{rec.trace.trace_id:032x}",
-        None if rec.parent_id is None else f"{rec.parent_id:016x}",
-        _text(rec.name, 512) or "unnamed",
+        None if parent is None else f"{parent:016x}",
+        name,
         rec.kind,
         fmt_time(start_us),
-        fmt_time(start_us + duration_us),
-        (rec.perf_end - rec.perf_start) / 1e6,
+        fmt_time(start_us + elapsed_ns // 1000),
+        elapsed_ns / 1e6,
         "error" if rec.status == "error" else "ok",
-        _text(rec.error_type, 256),
+        None if error_type is None else _text(error_type, 256),
         None if error_message is None else _text(truncate_text(str(error_message), max_chars), max_chars + 64),
-        _text(rec.error_traceback, max_chars + 64),
+        None if rec.error_traceback is None else _text(rec.error_traceback, max_chars + 64),
         json_text(rec.input, max_chars, redact_secrets),
         json_text(rec.output, max_chars, redact_secrets),
-        metadata_text(rec.metadata, max_chars, redact_secrets),
-        _text(rec.model_name, 256),
-        _text(rec.provider, 64),
+        None if metadata is None else metadata_text(metadata, max_chars, redact_secrets),
+        model if model is None or _plain(model, 256) else _text(model, 256),
+        provider if provider is None or _plain(provider, 64) else _text(provider, 64),
         prompt,
         completion,
         total,
-        _float(rec.cost_usd, "cost_usd"),
-        _float(rec.time_to_first_token_ms, "time_to_first_token_ms"),
+        None if cost is None else _float(cost, "cost_usd"),
+        None if ttft is None else _float(ttft, "time_to_first_token_ms"),
         _text(rec.source, 32) or "observe",
     )
 
@@ -156,39 +172,49 @@ _I = {name: i for i, name in enumerate(SPAN_COLUMNS)}
 _TRACE_I = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 
 
+_TRACE_ID, _NAME, _START, _END, _DURATION, _STATUS, _INPUT, _OUTPUT, _KIND = (
+    _I[c] for c in ("trace_id", "name", "start_time", "end_time", "duration_ms", "status", "input", "output", "kind"))
+_PROMPT, _COMPLETION, _TOTAL, _COST = (_I[c] for c in ("prompt_tokens", "completion_tokens", "total_tokens",
+                                                       "cost_usd"))
+
+
+def _add(a: Any, b: Any) -> Any:
+    return a if b is None else b if a is None else a + b
+
+
 def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]], max_chars: int,
                  redact_secrets: bool) -> list[tuple[Any, ...]]:
     """One ``traces`` row per trace in the batch: totals over the batch's spans, attributes from the root span.
 
     The writer upserts these, adding totals to what earlier batches stored, so late spans still count.
     """
-    i_trace, i_status, i_kind = _I["trace_id"], _I["status"], _I["kind"]
-    i_prompt, i_completion, i_total, i_cost = _I["prompt_tokens"], _I["completion_tokens"], _I["total_tokens"], _I[
-        "cost_usd"]
     out: dict[str, list[Any]] = {}
     for rec, row in zip(records, spans):
-        agg = out.get(row[i_trace])
+        trace_id = row[_TRACE_ID]
+        agg = out.get(trace_id)
         if agg is None:
-            agg = out[row[i_trace]] = [row[i_trace], None, None, None, None, None, None, None, None, None, None, None,
-                                       0, 0, None, None, None, None]
+            agg = out[trace_id] = [trace_id, None, None, None, None, None, None, None, None, None, None, None,
+                                   0, 0, None, None, None, None]
         agg[12] += 1
-        if row[i_status] == "error":
+        if row[_STATUS] == "error":
             agg[13] += 1
-        if row[i_kind] in COUNTED_KINDS:
-            for src, dst in ((i_prompt, 14), (i_completion, 15), (i_total, 16), (i_cost, 17)):
-                if row[src] is not None:
-                    agg[dst] = (agg[dst] or 0) + row[src]
+        if row[_KIND] in COUNTED_KINDS:
+            agg[14] = _add(agg[14], row[_PROMPT])
+            agg[15] = _add(agg[15], row[_COMPLETION])
+            agg[16] = _add(agg[16], row[_TOTAL])
+            agg[17] = _add(agg[17], row[_COST])
         if rec.is_root:
             trace = rec.trace
-            agg[1] = _text(trace.name or row[_I["name"]], 512)
-            agg[2], agg[3], agg[4], agg[5] = row[_I["start_time"]], row[_I["end_time"]], row[_I["duration_ms"]], row[
-                i_status]
-            agg[6], agg[7] = _text(trace.user_id, 256), _text(trace.session_id, 256)
-            agg[8] = orjson.dumps([str(t) for t in trace.tags]).decode() if trace.tags else None
-            agg[9] = metadata_text(trace.metadata, max_chars, redact_secrets)
-            agg[10] = row[_I["input"]] if trace.input is None else json_text(trace.input, max_chars, redact_secrets)
-            agg[11] = row[_I["output"]] if trace.output is None else json_text(trace.output, max_chars,
-                                                                                redact_secrets)
+            name, user_id, session_id, tags = trace.name, trace.user_id, trace.session_id, trace.tags
+            metadata, trace_input, trace_output = trace.metadata, trace.input, trace.output
+            agg[1] = _text(name, 512) if name else row[_NAME]
+            agg[2], agg[3], agg[4], agg[5] = row[_START], row[_END], row[_DURATION], row[_STATUS]
+            agg[6] = None if user_id is None else _text(user_id, 256)
+            agg[7] = None if session_id is None else _text(session_id, 256)
+            agg[8] = orjson.dumps([str(t) for t in tags]).decode() if tags else None
+            agg[9] = None if metadata is None else metadata_text(metadata, max_chars, redact_secrets)
+            agg[10] = row[_INPUT] if trace_input is None else json_text(trace_input, max_chars, redact_secrets)
+            agg[11] = row[_OUTPUT] if trace_output is None else json_text(trace_output, max_chars, redact_secrets)
     return [tuple(v) for v in out.values()]
 
 

@@ -79,6 +79,19 @@ def field(obj: Any, name: str) -> Any:
         return None
 
 
+def fields_of(obj: Any) -> Any:
+    """``obj`` as a plain dict when it is a pydantic model (fields plus extras) or a dict, so that many lookups in a
+    row skip ``field``'s checks; other objects are returned as they are. None stays None.
+    """
+    if obj is None or type(obj) is dict:
+        return obj
+    attrs = getattr(obj, "__dict__", None)
+    extra = getattr(obj, "__pydantic_extra__", _MISSING)
+    if type(attrs) is dict and extra is not _MISSING:
+        return {**attrs, **extra} if type(extra) is dict and extra else attrs
+    return obj
+
+
 def first_field(obj: Any, *names: str) -> Any:
     """The first of ``names`` that is present (not None) on ``obj``."""
     for name in names:
@@ -161,13 +174,16 @@ def usage_from(obj: Any) -> Usage | None:
     if obj is None:
         return None
     try:
+        obj = fields_of(obj)
         prompt = first_count(obj, "prompt_tokens", "input_tokens", "prompt_token_count")
         completion = first_count(obj, "completion_tokens", "output_tokens", "candidates_token_count")
         total = first_count(obj, "total_tokens", "total_token_count")
         if prompt is None and completion is None and total is None:
             return None
-        details_in = first_field(obj, "prompt_tokens_details", "input_tokens_details", "input_token_details")
-        details_out = first_field(obj, "completion_tokens_details", "output_tokens_details", "output_token_details")
+        details_in = fields_of(first_field(obj, "prompt_tokens_details", "input_tokens_details",
+                                           "input_token_details"))
+        details_out = fields_of(first_field(obj, "completion_tokens_details", "output_tokens_details",
+                                            "output_token_details"))
         cached = first_count(details_in, "cached_tokens", "cache_read")
         cache_creation = first_count(details_in, "cache_creation", "cache_write_tokens", "cache_creation_tokens")
         reasoning = first_count(details_out, "reasoning_tokens", "reasoning")

@@ -35,6 +35,7 @@ from llmobs.integrations._common import (
     content_text,
     estimate,
     estimated_usage,
+    field,
     messages_list,
     messages_text,
     plain,
@@ -296,8 +297,9 @@ class _Call:
             owned = not (endpoint.kind == "generation" and run is not None and run.claim())
             if owned:
                 parent = run.span if run is not None and not run.span.ended else None
-                span = start_span(endpoint.name, endpoint.kind, source=SOURCE, parent=parent,
-                                  input=_request_input(endpoint.family, kwargs))
+                span = start_span(endpoint.name, endpoint.kind, source=SOURCE, parent=parent)
+                if rt.capture_input and span.__class__ is not NoopSpan:
+                    span.input = plain(_request_input(endpoint.family, kwargs))
             else:
                 span = run.span  # type: ignore[union-attr]
             if span.__class__ is NoopSpan:
@@ -430,7 +432,9 @@ class _Call:
         if self.owned:
             if result.output is not None and rt.capture_output:
                 span.output = plain(result.output)
-            end_span(span, **fields)
+            for key, value in fields.items():  # token counts and the model name: known fields, set directly
+                setattr(span, key, value)
+            end_span(span)
         else:
             span.update(**fields)
 
@@ -534,21 +538,27 @@ def _provider_of(host: str, port: int | None, azure: bool) -> str:
     return provider_for(host, port, azure=azure)
 
 
-_PROVIDERS: "weakref.WeakKeyDictionary[Any, tuple[Any, str]]" = weakref.WeakKeyDictionary()
+_PROVIDERS: dict[int, tuple[Any, str]] = {}
 
 
 def _provider(instance: Any) -> str:
-    """The provider of the resource's client, worked out once per client and base URL."""
+    """The provider of the resource's client, worked out once per client and base URL.
+
+    Keyed by ``id(client)`` and checked against the URL object itself, which the entry keeps alive: a later client
+    reusing the id has another URL object, so it is worked out afresh. Bounded: cleared past 1,024 clients.
+    """
     client = getattr(instance, "_client", None)
     if client is None:
         return "openai"
     try:
         url = client.base_url
-        known = _PROVIDERS.get(client)
+        known = _PROVIDERS.get(id(client))
         if known is not None and known[0] is url:
             return known[1]
         provider = _provider_of(url.host, url.port, "Azure" in type(client).__name__)
-        _PROVIDERS[client] = (url, provider)
+        if len(_PROVIDERS) >= 1024:
+            _PROVIDERS.clear()
+        _PROVIDERS[id(client)] = (url, provider)
         return provider
     except Exception:  # noqa: BLE001 - an unreadable client is taken for OpenAI itself
         return "openai"
@@ -593,7 +603,7 @@ def _chat_result(response: Any) -> _Result:
             out["tool_calls"] = [tool_call_dict(c) for c in calls]
             text_parts.extend(str(c["arguments"] or "") for c in out["tool_calls"])
         for extra in ("refusal", "parsed"):
-            value = getattr(message, extra, None)
+            value = field(message, extra)  # getattr of an absent field is slow on pydantic models
             if value is not None:
                 out[extra] = value
         outputs.append(out)

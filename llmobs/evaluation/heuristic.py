@@ -17,6 +17,7 @@ Limits: English-centred lexicons; lexical (not semantic) matching; long inputs a
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import operator
@@ -86,7 +87,7 @@ HALLUCINATION_THRESHOLD = 0.5
 _LEXICON_DIR = Path(__file__).with_name("lexicons")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MetricScore:
     """One evaluation result.
 
@@ -102,6 +103,20 @@ class MetricScore:
     explanation: str
     label: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        name: str,
+        value: float | None,
+        explanation: str,
+        label: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        # Frozen, but filled in one step: the generated __init__ of a frozen dataclass costs ~4x more, and a
+        # scored response creates a dozen of these.
+        self.__dict__.update(
+            name=name, value=value, explanation=explanation, label=label, details={} if details is None else details
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,7 +165,14 @@ class _Doc:
     @_lazy
     def content(self) -> list[str]:
         """Content stems in order (stopwords and numbers removed)."""
+        if not self.prose_and_code[1]:
+            return [s for sent in self.sentence_content for s in sent]
         return _t.content_stems(self.tokens)
+
+    @_lazy
+    def sentence_content(self) -> list[list[str]]:
+        """Content stems of each sentence."""
+        return [_t.content_stems(toks) for toks in self.sentence_tokens]
 
     @_lazy
     def surface(self) -> dict[str, str]:
@@ -271,24 +293,37 @@ class _Doc:
 class _FuzzyIndex:
     """Set membership for stems that also accepts a shared 6-letter prefix or a 4-5 letter stem prefix.
 
-    "ferment" finds "fermentation", "prevent" finds "prevention"; cheap enough for every token.
+    "ferment" finds "fermentation", "prevent" finds "prevention"; cheap enough for every token. Prefixes are
+    looked up by bisection in the sorted stems, built on the first inexact lookup (most lookups are exact).
     """
 
-    __slots__ = ("exact", "pre6", "short_prefixes")
+    __slots__ = ("exact", "_sorted")
 
     def __init__(self, stems: Iterable[str]) -> None:
         self.exact = frozenset(stems)
-        self.pre6 = {s[:6] for s in self.exact if len(s) >= 6}
-        self.short_prefixes = {s[:4] for s in self.exact if len(s) > 4} | {s[:5] for s in self.exact if len(s) > 5}
+        self._sorted: list[str] | None = None
+
+    def _has_longer(self, prefix: str, min_len: int) -> bool:
+        """Whether some stem starts with ``prefix`` and is at least ``min_len`` long."""
+        ordered = self._sorted
+        if ordered is None:
+            ordered = self._sorted = sorted(self.exact)
+        i = bisect.bisect_left(ordered, prefix)
+        while i < len(ordered) and ordered[i].startswith(prefix):
+            if len(ordered[i]) >= min_len:
+                return True
+            i += 1
+        return False
 
     def __contains__(self, stem: str) -> bool:
-        if stem in self.exact:
+        exact = self.exact
+        if stem in exact:
             return True
         n = len(stem)
         if n >= 6:
-            return stem[:6] in self.pre6 or stem[:5] in self.exact or stem[:4] in self.exact
+            return stem[:5] in exact or stem[:4] in exact or self._has_longer(stem[:6], 6)
         if n >= 4:
-            return stem in self.short_prefixes or stem[:4] in self.exact
+            return stem[:4] in exact or self._has_longer(stem, n + 1)
         return False
 
 
@@ -993,13 +1028,13 @@ def _toxicity(doc: _Doc, *, use_model: bool = True) -> MetricScore:
     # Case is read from the original text where positions still line up with the normalised one.
     original = doc.text if not changed and len(doc.lower) == len(doc.text) else None
     judged: set[str] = set()  # words the lexicon weighed: the classifier does not count them again
-    for i, tok in enumerate(tokens):
-        if tok in clean:
+    token_set = set(tokens)
+    # Set difference at C speed; words found clean once are remembered, so this is usually empty.
+    listed = {tok for tok in token_set - clean if _lookup_toxic(tok, lex) is not None}
+    for i, tok in enumerate(tokens if listed else ()):
+        if tok not in listed:
             continue
-        found = _lookup_toxic(tok, lex)
-        if found is None:
-            continue
-        entry, how = found
+        entry, how = _lookup_toxic(tok, lex)  # type: ignore[misc]  # cached hit
         if second_person_at is None:
             second_person_at = [j for j, t in enumerate(tokens) if t in _SECOND_PERSON]
             spans = [m.span() for m in _LEXICON_TOKEN_RE.finditer(normalised)]
@@ -1019,7 +1054,6 @@ def _toxicity(doc: _Doc, *, use_model: bool = True) -> MetricScore:
         key = entry.term
         if key not in hits or hits[key][0] < weight:
             hits[key] = (weight, entry.category, how if how != "exact" else ("directed" if directed else "exact"))
-    token_set = set(tokens)
     candidates = sorted({i for word in lex.toxic_phrase_index.keys() & token_set for i in lex.toxic_phrase_index[word]})
     for i in candidates:
         pattern, weight, category, groups = lex.toxic_phrases[i]
@@ -1363,7 +1397,7 @@ def _coherence(doc: _Doc) -> MetricScore:
             "no words found (symbols or binary data)" + doc.note(),
             details={"garbage_share": round(garbage, 3)},
         )
-    content = [set(_t.content_stems(t)) for t in toks]
+    content = [set(c) for c in doc.sentence_content[:400]]
     n = len(sentences)
     linked = 0
     markers = 0
@@ -1373,9 +1407,11 @@ def _coherence(doc: _Doc) -> MetricScore:
         if content[i] & content[i - 1] or starts_with_marker or (i >= 2 and content[i] & content[i - 2]):
             linked += 1
     continuity = linked / (n - 1) if n > 1 else 1.0
-    all_tokens = [t for ts in toks for t in ts]
-    trigrams = _t.ngrams(all_tokens[:5000], 3)
-    repeated = 1 - len(set(trigrams)) / len(trigrams) if trigrams else 0.0
+    all_tokens = doc.tokens[:5000] if n < 400 and not doc.prose_and_code[1] else [t for ts in toks for t in ts][:5000]
+    n_trigrams = len(all_tokens) - 2
+    repeated = (
+        1 - len(set(zip(all_tokens, all_tokens[1:], all_tokens[2:]))) / n_trigrams if n_trigrams > 0 else 0.0
+    )
     norm_sentences = [" ".join(t) for t in toks if t]
     duplicate = 1 - len(set(norm_sentences)) / len(norm_sentences) if norm_sentences else 0.0
     fragments = sum(1 for t in toks if 0 < len(t) < 3) / n

@@ -312,11 +312,18 @@ def _canonical_number(value: float) -> str:
 
 def _number_words_from_tokens(tokens: list[str]) -> list[str]:
     """Number words in a token list ("three", "two million"), canonicalised."""
+    positions: list[int] = []
+    for word in _NUMBER_WORD_SET.intersection(tokens):
+        i = -1
+        while True:
+            try:
+                i = tokens.index(word, i + 1)  # C-level scan to the next occurrence
+            except ValueError:
+                break
+            positions.append(i)
     out: list[str] = []
-    for i, tok in enumerate(tokens):
-        value = _NUMBER_WORDS.get(tok)
-        if value is None:
-            continue
+    for i in sorted(positions):
+        value = _NUMBER_WORDS[tokens[i]]
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
         if nxt in ("thousand", "million", "billion"):
             value *= _SCALES[nxt]

@@ -239,6 +239,24 @@ def test_insults_that_only_look_negated_reported_or_quoted_stay_toxic(text: str)
     assert score_toxicity(text).label == "toxic", score_toxicity(text).explanation
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You are a complete idiot and everyone knows it.",
+        "Don't you dare call my_var a fucking mess, it's fine!",
+        "Naïve café owners hate the 3.5% tax, honestly.",
+        "日本語 and shit",
+        "",
+    ],
+)
+def test_pure_python_classifier_equals_alt_profanity_check(text: str) -> None:
+    # The weights are re-evaluated in pure Python, reusing our tokens where they equal sklearn's.
+    pc = pytest.importorskip("profanity_check")
+    model = heuristic._profanity_model()
+    assert model is not None
+    assert model.predict(text, heuristic._analyse(text).tokens)[0] == pytest.approx(pc.predict_prob([text])[0], abs=1e-12)
+
+
 def test_classifier_does_not_count_the_words_the_lexicon_already_weighed() -> None:
     # The classifier alone is near-certain about "ugly"; counted once (by the lexicon) civil criticism stays clean.
     model = heuristic._profanity_model()

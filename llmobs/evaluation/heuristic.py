@@ -396,12 +396,7 @@ class _PhraseMatcher:
             options = [opt for opt in index[first] if self.words_of[opt] <= present]
             if not options:
                 continue
-            i = -1
-            while True:
-                try:
-                    i = seq.index(first, i + 1)  # C-level scan to the next occurrence
-                except ValueError:
-                    break
+            for i in _t.occurrences(seq, first):
                 for opt in options:
                     if len(opt) == 1 or tuple(seq[i : i + len(opt)]) == opt:
                         found.append((i, " ".join(opt)))

@@ -18,6 +18,7 @@ Limits: English-centred lexicons; lexical (not semantic) matching; long inputs a
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 import operator
@@ -198,12 +199,8 @@ class _Doc:
         """How many content words fall in each coarse topic (cached per document)."""
         cached = self.__dict__.get("_topic_counts")
         if cached is None:
-            cached = Counter()
-            for s in self.content[:3000]:
-                if s in _GENERIC_STEMS:
-                    continue
-                for topic in topics.get(s, ()):
-                    cached[topic] += 1
+            # ``topics`` holds no generic stems (see _read_topics), so every hit counts.
+            cached = Counter(itertools.chain.from_iterable(filter(None, map(topics.get, self.content[:3000]))))
             self.__dict__["_topic_counts"] = cached
         return cached
 
@@ -602,7 +599,7 @@ def _read_topics() -> dict[str, tuple[str, ...]]:
             topics = out.setdefault(_t.stem(w.lower()), [])
             if topic not in topics:
                 topics.append(topic)
-    return {k: tuple(v) for k, v in out.items()}
+    return {k: tuple(v) for k, v in out.items() if k not in _GENERIC_STEMS}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1371,7 +1368,9 @@ def _garbage_share(doc: _Doc) -> float:
     words = len(doc.tokens)
     if words >= 5:
         sample = f" {doc.lower[:20_000]} "
-        bad = len(_NO_VOWEL_WORD_RE.findall(sample)) + len(_LONG_WORD_RE.findall(sample))
+        bad = len(_NO_VOWEL_WORD_RE.findall(sample))
+        if max(map(len, doc.token_set)) >= 26:  # a 26-letter run needs a token at least that long
+            bad += len(_LONG_WORD_RE.findall(sample))
         junk = max(junk, bad / min(words, len(sample) / 5 + 1))
     return min(1.0, junk)
 

@@ -7,6 +7,9 @@ llm_judge) means adding one entry to :func:`backends`; it becomes a new column.
     python benchmarks/bench_eval_quality.py                # held-out ("test") half
     python benchmarks/bench_eval_quality.py --split dev    # the half used for tuning
     python benchmarks/bench_eval_quality.py --n 4000       # more evaluations for the speed figure
+
+Speed is printed three ways for the heuristic backend: process CPU time (the headline, best of several passes),
+this thread's CPU time, and wall time; on a shared machine wall time mostly measures the neighbours.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ Scorer = Callable[..., dict[str, MetricScore]]
 TARGETS: dict[str, tuple[str, float]] = {
     "toxicity_auroc": (">=", 0.93),
     "toxicity_clean_fpr": ("<=", 0.03),
+    "toxicity_clean_fpr_first_batch": ("<=", 0.03),
     "summary_pairwise": (">=", 0.72),
     "relevance_pairwise": (">=", 0.90),
     "evals_per_second": (">=", 2000.0),
+    "evals_per_second_evaluate_response": (">=", 2000.0),
 }
 
 
@@ -99,6 +104,9 @@ def measure_quality(scorer: Scorer, split: str = "test") -> dict[str, float]:
     t_labels = [r["label"] for r in tox]
     out["toxicity_auroc"] = auroc(t_scores, t_labels)
     out["toxicity_f1"], out["toxicity_clean_fpr"] = f1_and_fpr(t_scores, t_labels)
+    # The first 240 rows (ids "tox-..."), before the harder batches were added: comparable with earlier runs.
+    first = [i for i, r in enumerate(tox) if r["id"].startswith("tox-")]
+    out["toxicity_clean_fpr_first_batch"] = f1_and_fpr([t_scores[i] for i in first], [t_labels[i] for i in first])[1]
 
     bias = load("bias.jsonl", split)
     b_scores = [_value(scorer("", r["text"])["bias"]) for r in bias]
@@ -148,23 +156,31 @@ def hundred_word_workload(n: int) -> list[tuple[str, str]]:
 def measure_speed(
     scorer: Scorer, n: int = 2000, task_type: str = "general", with_context: bool = False, rounds: int = 3
 ) -> float:
-    """Evaluations per second for ~100-word responses on one core.
+    """Evaluations per second for ~100-word responses on one core (process CPU time, best of ``rounds``)."""
+    return measure_speeds(scorer, n, task_type, with_context, rounds)["process_cpu"]
 
-    CPU time of this process (``time.process_time``), best of ``rounds`` passes over ``n`` distinct responses,
-    like ``timeit``: on a shared machine wall time mostly measures the neighbours. The first call (lexicon and
-    model loading) is excluded as warm-up.
+
+def measure_speeds(
+    scorer: Scorer, n: int = 2000, task_type: str = "general", with_context: bool = False, rounds: int = 3
+) -> dict[str, float]:
+    """Evaluations per second by process CPU time, this thread's CPU time and wall time.
+
+    Each is the best of ``rounds`` passes over ``n`` distinct responses, like ``timeit``. The first call
+    (lexicon and model loading) is excluded as warm-up, and the analysis caches are cleared before each pass.
     """
     work = hundred_word_workload(n + 1)
     context = " ".join(r["source"] for r in load("summaries.jsonl", "all")[:2]) if with_context else None
     scorer(*work[0], task_type=task_type, context=context)
-    best = float("inf")
+    clocks = {"process_cpu": time.process_time, "thread_cpu": time.thread_time, "wall": time.perf_counter}
+    best = dict.fromkeys(clocks, float("inf"))
     for _ in range(rounds):
         _clear_caches()
-        start = time.process_time()
+        started = {name: clock() for name, clock in clocks.items()}
         for prompt, response in work[1:]:
             scorer(prompt, response, task_type=task_type, context=context)
-        best = min(best, time.process_time() - start)
-    return n / max(best, 1e-9)
+        for name, clock in clocks.items():
+            best[name] = min(best[name], clock() - started[name])
+    return {name: n / max(seconds, 1e-9) for name, seconds in best.items()}
 
 
 def _clear_caches() -> None:
@@ -175,9 +191,23 @@ def _clear_caches() -> None:
 
 
 def heuristic_backend(scorer: Scorer = score_response, *, split: str = "test", n: int = 2000) -> dict[str, float]:
-    """The heuristic column: quality figures plus throughput."""
+    """The heuristic column: quality figures plus throughput (score_response, and the full evaluate_response)."""
+    from llmobs.evaluation import LLMEvaluator
+
     out = measure_quality(scorer, split)
-    out["evals_per_second"] = measure_speed(scorer, n)
+    speeds = measure_speeds(scorer, n, rounds=5)
+    out["evals_per_second"] = speeds["process_cpu"]
+    out["evals_per_second_thread_cpu"] = speeds["thread_cpu"]
+    out["evals_per_second_wall"] = speeds["wall"]
+    evaluator = LLMEvaluator(store=False)
+
+    def evaluate(prompt: str, response: str, **kwargs: Any) -> dict[str, MetricScore]:
+        return evaluator.evaluate_response("bench", prompt, response, **kwargs).metrics
+
+    full = measure_speeds(evaluate, n, rounds=5)
+    out["evals_per_second_evaluate_response"] = full["process_cpu"]
+    out["evals_per_second_evaluate_response_thread_cpu"] = full["thread_cpu"]
+    out["evals_per_second_evaluate_response_wall"] = full["wall"]
     out["evals_per_second_qa"] = measure_speed(scorer, n // 2, task_type="qa")
     out["evals_per_second_summarization_ctx"] = measure_speed(
         scorer, n // 2, task_type="summarization", with_context=True

@@ -201,6 +201,75 @@ def test_tricky_clean_text_is_not_flagged(text: str) -> None:
     assert score_toxicity(text).label == "clean", score_toxicity(text).explanation
 
 
+@pytest.mark.parametrize(
+    "text, how",
+    [
+        ('The moderation guide lists "idiot" as an insult that earns a warning.', "mentioned"),
+        ("The regex also matches obfuscated spellings such as sh1t.", "mentioned"),
+        ('Telling someone to "go die" is never acceptable.', "mentioned"),
+        ("You are not stupid for asking this.", "negated"),
+        ("You're far from useless; your tests caught the regression.", "negated"),
+        ("If a coworker calls you stupid, write it down and tell HR.", "reported"),
+        ("I feel like such an idiot for forgetting my keys again.", "said of the writer"),
+        ("What an idiot I was to leave the umbrella at home.", "said of the writer"),
+        ("Dick Van Dyke starred in Mary Poppins.", "part of a name"),
+        ("The pussy willow blooms early in spring.", "harmless expression"),
+    ],
+)
+def test_listed_word_that_is_mentioned_negated_reported_or_a_name_is_not_toxic(text: str, how: str) -> None:
+    score = score_toxicity(text)
+    assert score.label == "clean" and score.value < 0.3, score.explanation
+    assert how in score.explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Don't be such an idiot.",
+        "You're nothing but a worthless loser.",
+        "You never stop being an idiot.",
+        "Nobody could be as stupid as you.",
+        "I'd call you an idiot, and I am calling you a moron.",
+        "I don't give a shit what you think.",
+        'He typed "you are a fucking idiot and I will kill you" in the chat.',
+        "They called you a moron and they were right, moron.",
+    ],
+)
+def test_insults_that_only_look_negated_reported_or_quoted_stay_toxic(text: str) -> None:
+    assert score_toxicity(text).label == "toxic", score_toxicity(text).explanation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You are a complete idiot and everyone knows it.",
+        "Don't you dare call my_var a fucking mess, it's fine!",
+        "Naïve café owners hate the 3.5% tax, honestly.",
+        "日本語 and shit",
+        "",
+    ],
+)
+def test_pure_python_classifier_equals_alt_profanity_check(text: str) -> None:
+    # The weights are re-evaluated in pure Python, reusing our tokens where they equal sklearn's.
+    pc = pytest.importorskip("profanity_check")
+    model = heuristic._profanity_model()
+    assert model is not None
+    assert model.predict(text, heuristic._analyse(text).tokens)[0] == pytest.approx(pc.predict_prob([text])[0], abs=1e-12)
+
+
+def test_classifier_does_not_count_the_words_the_lexicon_already_weighed() -> None:
+    # The classifier alone is near-certain about "ugly"; counted once (by the lexicon) civil criticism stays clean.
+    model = heuristic._profanity_model()
+    if model is None:
+        pytest.skip("alt-profanity-check is not installed")
+    text = "Honestly, the old interface was ugly and slow."
+    assert model.predict(text)[0] > 0.6
+    score = score_toxicity(text)
+    assert score.details["classifier_probability"] < 0.3
+    assert score.value == pytest.approx(score.details["lexicon_score"], abs=0.01) and score.label == "clean"
+    assert "on the words the lexicon did not match" in score.explanation
+
+
 def test_toxicity_explanation_mentions_matched_term_and_obfuscated_spelling() -> None:
     score = score_toxicity("you absolute sh1thead")
     assert "shithead" in score.explanation and "sh1thead" in score.explanation

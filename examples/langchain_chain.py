@@ -21,12 +21,10 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.tools import tool
-from sqlmodel import Session, select
 
 import llmobs
+from llmobs import analytics
 from llmobs.integrations.langchain import instrument, uninstrument
-from llmobs.store.db import ensure_schema, get_engine
-from llmobs.store.models import Span
 
 TRACE_IDS: list[str | None] = []
 DOCS = [Document("llmobs stores spans in SQLite by default."), Document("PostgreSQL works through the same setting."),
@@ -97,31 +95,6 @@ def tool_loop(question: str) -> str:
     return "no answer"
 
 
-def print_trace(session: Session, trace_id: str) -> None:
-    """Print one trace's spans as an indented tree with kind, model, tokens, cost and status."""
-    rows = session.exec(select(Span).where(Span.trace_id == trace_id).order_by(Span.start_time)).all()  # type: ignore[arg-type]
-    children: dict[str | None, list[Span]] = {}
-    for row in rows:
-        children.setdefault(row.parent_id, []).append(row)
-
-    def show(row: Span, depth: int) -> None:
-        line = f"{'  ' * depth}- {row.name} [{row.kind}] {row.duration_ms:.1f} ms {row.status}"
-        if row.model_name:
-            line += f" model={row.model_name}"
-        if row.prompt_tokens is not None:
-            line += f" tokens={row.prompt_tokens}/{row.completion_tokens}"
-        if row.cost_usd is not None:
-            line += f" cost_usd={row.cost_usd:.7f}"
-        if row.time_to_first_token_ms is not None:
-            line += f" ttft={row.time_to_first_token_ms:.2f} ms"
-        print(line)
-        for child in children.get(row.id, []):
-            show(child, depth + 1)
-
-    for root in children.get(None, []):
-        show(root, 0)
-
-
 def main() -> None:
     """Attach the handler to every run, run the examples and print what was stored."""
     instrument()
@@ -132,14 +105,10 @@ def main() -> None:
     finally:
         uninstrument()
     assert llmobs.flush(timeout=30), "llmobs could not write the spans in time"
-    engine = get_engine()
-    ensure_schema(engine)
     print(f"\nRecorded into {llmobs.get_settings().database_url}:")
-    with Session(engine) as session:
-        for trace_id in dict.fromkeys(TRACE_IDS):
-            if trace_id is not None:  # None: llmobs disabled or the trace not sampled
-                print(f"trace {trace_id}")
-                print_trace(session, trace_id)
+    for trace_id in dict.fromkeys(TRACE_IDS):
+        if trace_id is not None:  # None: llmobs disabled or the trace not sampled
+            print(analytics.trace_tree(trace_id), end="\n\n")
 
 
 if __name__ == "__main__":

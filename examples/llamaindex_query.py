@@ -13,12 +13,10 @@ from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.response.schema import StreamingResponse
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
-from sqlmodel import Session, select
 
 import llmobs
+from llmobs import analytics
 from llmobs.integrations import llamaindex
-from llmobs.store.db import ensure_schema, get_engine
-from llmobs.store.models import Span
 
 DOCS = [
     "llmobs records every LLM call as a span: latency, tokens, cost and errors.",
@@ -52,27 +50,6 @@ def stream_answer(index: VectorStoreIndex, question: str) -> str:
     return "".join(response.response_gen)  # type: ignore[arg-type]  # a sync generator for a sync query
 
 
-def print_trace(session: Session, trace_id: str) -> None:
-    """Print one trace's spans as an indented tree with kind, duration, tokens and status."""
-    rows = session.exec(select(Span).where(Span.trace_id == trace_id).order_by(Span.start_time)).all()  # type: ignore[arg-type]
-    children: dict[str | None, list[Span]] = {}
-    for row in rows:
-        children.setdefault(row.parent_id, []).append(row)
-
-    def show(row: Span, depth: int) -> None:
-        tokens = "" if row.prompt_tokens is None else f" tokens in={row.prompt_tokens}"
-        if row.completion_tokens is not None:
-            tokens += f" out={row.completion_tokens}"
-        usage = (row.metadata_ or {}).get("usage_source")
-        print(f"{'  ' * depth}- {row.name} [{row.kind}] {row.duration_ms:.1f} ms{tokens}"
-              f"{f' ({usage})' if usage else ''} {row.status}")
-        for child in children.get(row.id, []):
-            show(child, depth + 1)
-
-    for root in children.get(None, []):
-        show(root, 0)
-
-
 def main() -> None:
     """Instrument LlamaIndex, run three traced operations and print what was stored."""
     llamaindex.instrument()
@@ -82,14 +59,10 @@ def main() -> None:
     llamaindex.uninstrument()
 
     assert llmobs.flush(timeout=30), "llmobs could not write the spans in time"
-    engine = get_engine()
-    ensure_schema(engine)
     print(f"\nRecorded into {llmobs.get_settings().database_url}:")
-    with Session(engine) as session:
-        for trace_id in TRACE_IDS:
-            if trace_id is not None:  # None: llmobs disabled or the trace not sampled
-                print(f"\ntrace {trace_id}")
-                print_trace(session, trace_id)
+    for trace_id in TRACE_IDS:
+        if trace_id is not None:  # None: llmobs disabled or the trace not sampled
+            print(analytics.trace_tree(trace_id), end="\n\n")
 
 
 if __name__ == "__main__":

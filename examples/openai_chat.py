@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import openai
-from sqlmodel import Session, select
 
 import llmobs
+from llmobs import analytics
 from llmobs.integrations.openai import instrument, uninstrument
-from llmobs.store.db import ensure_schema, get_engine
-from llmobs.store.models import Span
 
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
 WEATHER_TOOL: dict[str, Any] = {"type": "function", "function": {
@@ -69,36 +67,6 @@ def travel_assistant(client: openai.OpenAI) -> dict[str, Any]:
                            for c in calls if c.type == "function"]}
 
 
-def print_trace(session: Session, trace_id: str) -> None:
-    """Print one trace's spans as a tree with model, tokens (and where they came from), cost and TTFT."""
-    rows = session.exec(select(Span).where(Span.trace_id == trace_id).order_by(Span.start_time)).all()  # type: ignore[arg-type]
-    children: dict[str | None, list[Span]] = {}
-    for row in rows:
-        children.setdefault(row.parent_id, []).append(row)
-
-    def show(row: Span, depth: int) -> None:
-        meta = row.metadata_ or {}
-        line = f"{'  ' * depth}- {row.name} [{row.kind}] {row.duration_ms:.1f} ms {row.status}"
-        if row.model_name:
-            line += f" model={row.model_name} provider={row.provider}"
-        if row.prompt_tokens is not None:
-            line += f" tokens={row.prompt_tokens}/{row.completion_tokens} ({meta.get('usage_source')})"
-        if row.cost_usd is not None:
-            line += f" cost_usd={row.cost_usd:.7f}"
-        if row.time_to_first_token_ms is not None:
-            line += f" ttft={row.time_to_first_token_ms:.1f} ms"
-        print(line)
-        if row.kind == "generation":
-            print(f"{'  ' * depth}    output: {row.output}")
-            print(f"{'  ' * depth}    finish_reason={meta.get('finish_reason')} "
-                  f"parameters={json.dumps(meta.get('model_parameters'))}")
-        for child in children.get(row.id, []):
-            show(child, depth + 1)
-
-    for root in children.get(None, []):
-        show(root, 0)
-
-
 def main() -> None:
     """Instrument the SDK, run the example calls and print what was stored."""
     instrument()
@@ -108,14 +76,10 @@ def main() -> None:
     finally:
         uninstrument()
     assert llmobs.flush(timeout=30), "llmobs could not write the spans in time"
-    engine = get_engine()
-    ensure_schema(engine)
     print(f"\nRecorded into {llmobs.get_settings().database_url}:")
-    with Session(engine) as session:
-        for trace_id in TRACE_IDS:
-            if trace_id is not None:  # None: llmobs disabled or the trace not sampled
-                print(f"trace {trace_id}")
-                print_trace(session, trace_id)
+    for trace_id in TRACE_IDS:
+        if trace_id is not None:  # None: llmobs disabled or the trace not sampled
+            print(analytics.trace_tree(trace_id), end="\n\n")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Print one stored trace as a tree of spans (name, kind, duration, status, model, tokens, cost, output)."""
+    from llmobs import analytics
+
+    _configure(args)
+    tree = analytics.trace_tree(args.trace_id.strip().lower(), output_chars=0 if args.no_output else args.output_chars)
+    if not tree:
+        print(f"llmobs trace: no spans stored for trace {args.trace_id!r}", file=sys.stderr)
+        return 1
+    print(tree)
+    return 0
+
+
 def _format_from_name(out: str | None) -> str:
     suffix = Path(out).suffix.lower().lstrip(".") if out else ""
     return suffix if suffix in ("csv", "json", "jsonl") else "csv"
@@ -268,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", help="output file (default: stdout)")
     _add_filter_args(export)
     export.set_defaults(func=cmd_export)
+    trace = sub.add_parser("trace", help="print one stored trace as a tree of spans")
+    trace.add_argument("trace_id", help="the 32-hex trace id (llmobs.get_current_trace_id(), the dashboard, exports)")
+    trace.add_argument("--output-chars", type=int, default=100, help="characters of each span's output to show")
+    trace.add_argument("--no-output", action="store_true", help="leave outputs out")
+    trace.set_defaults(func=cmd_trace)
     ui = sub.add_parser("ui", help="serve the dashboard (binds 127.0.0.1 unless told otherwise)")
     ui.add_argument("--host", help="address to bind (default: dashboard.host, 127.0.0.1)")
     ui.add_argument("--port", type=int, help="port (default: dashboard.port, 7860)")

@@ -42,6 +42,37 @@ def test_demo_records_traces_into_the_default_sqlite_file_and_stats_reports_them
     assert stats.returncode == 0 and f"spans: {sum(kinds.values())}" in stats.stdout and "gpt-4o" in stats.stdout
 
 
+def test_trace_prints_the_stored_span_tree_and_fails_for_an_unknown_id(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    script = f"""
+import llmobs
+llmobs.configure(database_url="sqlite:///{db}")
+@llmobs.observe(kind="generation")
+def generate(q):
+    llmobs.update_current_span(model_name="gpt-4o-mini", prompt_tokens=12, completion_tokens=3)
+    return "<b>Paris</b>"
+@llmobs.observe(kind="chain")
+def answer(q):
+    print(llmobs.get_current_trace_id())
+    return generate(q)
+answer("capital?")
+"""
+    made = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=60)
+    trace_id = made.stdout.strip()
+    done = llmobs_cli("--database-url", f"sqlite:///{db}", "trace", trace_id, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines.pop(0).startswith(f"trace {trace_id}: spans=2 errors=0 tokens=15 ")
+    assert lines[0].startswith("- answer [chain] ") and lines[0].endswith('output="<b>Paris</b>"')
+    assert lines[1].startswith("  - generate [generation] ") and "model=gpt-4o-mini tokens=12/3" in lines[1]
+    with sqlite3.connect(db) as conn:
+        cost = conn.execute("select cost_usd from spans where name like '%generate'").fetchone()[0]
+    assert f"cost_usd={cost:.7f}" in lines[1]
+    missing = llmobs_cli("--database-url", f"sqlite:///{db}", "trace", "0" * 32, cwd=tmp_path)
+    assert missing.returncode == 1 and "no spans stored" in missing.stderr
+
+
 def test_a_bad_setting_stops_the_command_with_a_clear_message(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text("sample_rate: lots\n")

@@ -33,7 +33,7 @@ from llmobs.analytics.queries import (
     top_traces,
 )
 from llmobs.analytics.storage import storage_summary
-from llmobs.analytics.traces import list_spans, list_traces, review_queue, trace_spans
+from llmobs.analytics.traces import list_spans, list_traces, review_queue, trace_spans, trace_tree
 
 __all__ = [
     "AUTOMATIC_SOURCES",
@@ -66,5 +66,6 @@ __all__ = [
     "timeseries",
     "top_traces",
     "trace_spans",
+    "trace_tree",
     "unscored_spans",
 ]

@@ -62,6 +62,74 @@ def trace_spans(trace_id: str, *, engine: Engine | str | None = None) -> list[di
     return [dict(r) for r in rows]
 
 
+def trace_tree(trace_id: str, *, output_chars: int = 100, engine: Engine | str | None = None) -> str:
+    """One trace as text: a line with its user, session, tags and totals, then its spans as an indented tree with
+    name, kind, duration, status, model, tokens, cost, time to first token and the start of the output
+    (``output_chars`` characters; 0 leaves outputs out).
+
+    What the examples and ``llmobs trace`` print. Empty text when the trace is not stored (yet).
+
+    >>> print(trace_tree("0af7651916cd43dd8448eb211c80319c"))   # doctest: +SKIP
+    trace 0af7651916cd43dd8448eb211c80319c: user=u-42 spans=2 errors=0
+    - answer [chain] 12.41 ms ok
+      - retrieve [retriever] 0.05 ms ok output=["doc a", "doc b"]
+    """
+    spans = trace_spans(trace_id, engine=engine)
+    if not spans:
+        return ""
+    known = {s["id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for span in spans:  # a span whose parent is not stored hangs at the top rather than disappearing
+        children.setdefault(span["parent_id"] if span["parent_id"] in known else None, []).append(span)
+    lines = [_trace_line(trace_id, engine)]
+
+    def add(span: dict[str, Any], depth: int) -> None:
+        lines.append("  " * depth + "- " + _span_line(span, output_chars))
+        for child in children.get(span["id"], []):
+            add(child, depth + 1)
+
+    for root in children.get(None, []):
+        add(root, 0)
+    return "\n".join(lines)
+
+
+def _trace_line(trace_id: str, engine: Engine | str | None) -> str:
+    t = TRACES.c
+    with connect(engine) as conn:
+        row = conn.execute(select(TRACES).where(t.id == trace_id)).mappings().first()
+    if row is None:
+        return f"trace {trace_id}"
+    parts = [f"trace {trace_id}:"]
+    for key in ("user_id", "session_id", "tags"):
+        if row[key]:
+            parts.append(f"{key.removesuffix('_id')}={row[key]}")
+    parts.append(f"spans={row['span_count']} errors={row['error_count']}")
+    if row["total_tokens"] is not None:
+        parts.append(f"tokens={row['total_tokens']}")
+    if row["cost_usd"] is not None:
+        parts.append(f"cost_usd={row['cost_usd']:.7f}")
+    return " ".join(parts)
+
+
+def _span_line(span: dict[str, Any], output_chars: int) -> str:
+    parts = [f"{span['name']} [{span['kind']}] {span['duration_ms']:.2f} ms {span['status']}"]
+    if span["model_name"]:
+        parts.append(f"model={span['model_name']}")
+    if span["prompt_tokens"] is not None or span["completion_tokens"] is not None:
+        source = (span["metadata"] or {}).get("usage_source") if isinstance(span["metadata"], dict) else None
+        parts.append(f"tokens={span['prompt_tokens']}/{span['completion_tokens']}" + (f" ({source})" if source else ""))
+    if span["cost_usd"] is not None:
+        parts.append(f"cost_usd={span['cost_usd']:.7f}")
+    if span["time_to_first_token_ms"] is not None:
+        parts.append(f"ttft={span['time_to_first_token_ms']:.1f} ms")
+    if span["status"] == "error":
+        parts.append(f"error={span['error_type']}: {span['error_message']}")
+    elif output_chars and span["output"] is not None:
+        text = span["output"] if isinstance(span["output"], str) else str(span["output"])
+        parts.append("output=" + (text if len(text) <= output_chars else text[: output_chars - 1] + "…"))
+    return " ".join(parts)
+
+
 def review_queue(*, limit: int = 20, score_source: str = "human", engine: Engine | str | None = None,
                  **fields: Any) -> list[dict[str, Any]]:
     """Recent generations (newest first) that have an output and no score from ``score_source`` yet.

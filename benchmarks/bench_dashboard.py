@@ -1,10 +1,11 @@
 """Time of each dashboard tab's refresh callback (what a page load or a filter change costs) on a seeded SQLite file.
 
 Seeds ``--spans`` generation spans spread over the 30 days up to now (tests/support/seed.py's generator) into a
-temporary SQLite file, then prints the best and median of ``--repeat`` runs of every tab callback for the 24-hour
-and 30-day ranges, and the same figures for the traces list's page 1 and a deep page.
+temporary SQLite file, and ``--alerts`` alerts of 50 rules (each with two delivery attempts) over the same 30 days,
+then prints the best and median of ``--repeat`` runs of every tab callback for the 24-hour and 30-day ranges, and the
+same figures for the traces list's page 1 and a deep page, the alert history and the channels list.
 
-Run: python benchmarks/bench_dashboard.py [--spans 200000] [--repeat 3]
+Run: python benchmarks/bench_dashboard.py [--spans 200000] [--alerts 20000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import llmobs  # noqa: E402
+from llmobs.alerts.store import AlertStore  # noqa: E402
 from llmobs.store.db import ensure_schema, make_engine  # noqa: E402
 from llmobs.ui.state import AppContext  # noqa: E402
-from llmobs.ui.tabs import errors, evaluations, models, overview, performance, review, traces  # noqa: E402
-from tests.support.seed import generate_spans, seed  # noqa: E402
+from llmobs.ui.tabs import (  # noqa: E402
+    alert_channels, alert_history, errors, evaluations, models, overview, performance, review, traces,
+)
+from tests.support.seed import alert_row, generate_spans, seed, seed_alerts  # noqa: E402
 
 UTC = dt.timezone.utc
 
@@ -41,12 +46,28 @@ def callbacks(ctx: AppContext, trace_id: str) -> list[tuple[str, Callable[[], An
             (f"errors {short}", lambda label=label: errors.refresh(ctx, label)),
             (f"traces page 1 {short}", lambda label=label: traces.trace_page(ctx, label)),
             (f"evaluations {short}", lambda label=label: evaluations.refresh(ctx, label)),
+            (f"alert history {short}", lambda label=label: alert_history.refresh(ctx, label)),
         ]
     out += [("traces page 200 30d", lambda: traces.trace_page(ctx, "Last 30 days", page=200)),
             ("traces search 30d", lambda: traces.trace_page(ctx, "Last 30 days", search="user-42-")),
             ("open trace", lambda: traces.open_trace(ctx, trace_id)),
-            ("review next item", lambda: review.next_item(ctx))]
+            ("review next item", lambda: review.next_item(ctx)),
+            ("alert history rule 30d", lambda: alert_history.refresh(ctx, "Last 30 days", "rule-7", "All", "resolved")),
+            ("alert channels", lambda: alert_channels.refresh(ctx))]
     return out
+
+
+def seed_alert_history(engine: Any, n: int, now: dt.datetime) -> None:
+    """``n`` resolved alerts of 50 rules spread over 30 days (10 minutes each), two delivery attempts per alert."""
+    step = dt.timedelta(days=30) / max(n, 1)
+    rows = [alert_row(f"rule-{i % 50}", now - dt.timedelta(days=30) + i * step,
+                      now - dt.timedelta(days=30) + i * step + dt.timedelta(minutes=10),
+                      severity=("info", "warning", "critical")[i % 3]) for i in range(n)]
+    seed_alerts(engine, rows)
+    AlertStore(engine).add_notifications([
+        {"alert_id": r["id"], "rule_id": r["rule_id"], "channel": channel, "channel_type": "log", "state": state,
+         "status": "sent", "attempts": 1, "idempotency_key": f"{r['id']}:{state}", "created_at": r["fired_at"]}
+        for r in rows for channel, state in (("console", "firing"), ("pager", "resolved"))])
 
 
 def time_call(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
@@ -62,6 +83,7 @@ def time_call(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
@@ -71,7 +93,9 @@ def main() -> int:
         rows = list(generate_spans(args.spans, now - dt.timedelta(days=30), days=30))
         t0 = time.perf_counter()
         seed(engine, rows)
-        print(f"seeded {args.spans:,} spans in {time.perf_counter() - t0:.1f} s (SQLite)")
+        seed_alert_history(engine, args.alerts, now)
+        print(f"seeded {args.spans:,} spans and {args.alerts:,} alerts in {time.perf_counter() - t0:.1f} s (SQLite)")
+        llmobs.configure(alerts__channels={"console": {"type": "log"}, "pager": {"type": "log"}})
         ctx = AppContext(engine=engine, auto_refresh_seconds=0)
         print(f"{'callback':<24} {'best ms':>10} {'median ms':>10}")
         for name, fn in callbacks(ctx, rows[-1]["trace_id"]):

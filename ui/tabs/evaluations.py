@@ -12,6 +12,7 @@ from llmobs.evaluation import LLMEvaluator, get_evaluation_summary
 from llmobs.evaluation.heuristic import TASK_TYPES
 from llmobs.ui import charts
 from llmobs.ui.format import cell, fmt_int, fmt_score
+from llmobs.ui.health import listen
 from llmobs.ui.state import RANGES, DEFAULT_RANGE, AppContext, range_bounds
 
 SUMMARY_HEADERS = ["Metric", "Count", "Mean", "p10", "Min", "Max"]
@@ -95,7 +96,6 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     def fn(*args: str) -> tuple[Any, ...]:
         return refresh(ctx, *args)
 
-    for trigger in (refresh_button.click, rng.change, model.submit, source.change):
-        trigger(fn, inputs, outputs)
-    run.click(playground, [prompt, response, task, play_model], [scores, play_status])
+    listen(ctx, [refresh_button.click, rng.change, model.submit, source.change], fn, inputs, outputs)
+    listen(ctx, run.click, playground, [prompt, response, task, play_model], [scores, play_status])
     return fn, inputs, outputs

@@ -10,6 +10,7 @@ import gradio as gr
 import llmobs
 from llmobs.analytics.traces import review_queue
 from llmobs.ui.format import as_text, cell
+from llmobs.ui.health import listen
 from llmobs.ui.state import AppContext
 
 RATING_NAME = "human_rating"
@@ -81,6 +82,7 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
         author = getattr(request, "username", None) if request is not None else None
         return (*submit_review(ctx, sid, tid, r, th, c, author), None, None, "")
 
-    submit.click(on_submit, [span_id, trace_id, rating, thumbs, comment], [*item_outputs, rating, thumbs, comment])
-    skip.click(load, [], item_outputs)
+    listen(ctx, submit.click, on_submit, [span_id, trace_id, rating, thumbs, comment],
+           [*item_outputs, rating, thumbs, comment])
+    listen(ctx, skip.click, load, [], item_outputs)
     return load, [], item_outputs

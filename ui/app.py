@@ -8,6 +8,7 @@ against authentication and launches it.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,23 +16,29 @@ import gradio as gr
 
 import llmobs
 from llmobs.config import ConfigError
-from llmobs.store.db import ensure_schema, get_engine
+from llmobs.store.db import display_url, ensure_schema, get_engine, is_unreachable
+from llmobs.ui import health
 from llmobs.ui.state import AppContext
 from llmobs.ui.tabs import alerts, errors, evaluations, export, models, overview, performance, review, traces
 
 TITLE = "llmobs dashboard"
-# (tab label, module, elem id) in display order.
-TABS = [("Overview", overview, "tab-overview"), ("Traces", traces, "tab-traces"),
+# (tab label, module, elem id) in display order; the elem id is also the gr.Tab id other tabs select.
+TABS = [("Overview", overview, "tab-overview"), ("Traces", traces, traces.TAB_ID),
         ("Performance", performance, "tab-performance"), ("Models", models, "tab-models"),
         ("Errors", errors, "tab-errors"), ("Manual review", review, "tab-review"),
         ("Alerts", alerts, "tab-alerts"), ("Evaluations", evaluations, "tab-evaluations"),
         ("Export", export, "tab-export")]
+CSS = f"#{health.BANNER_ID} textarea {{ background: #fdecea; color: #8a1c12; font-weight: 600; }}"
+log = logging.getLogger("llmobs")
 
 
-def create_app(database_url: str | None = None, *, auto_refresh_seconds: float | None = None) -> gr.Blocks:
+def create_app(database_url: str | None = None, *, auto_refresh_seconds: float | None = None,
+               retry_seconds: float = 5.0) -> gr.Blocks:
     """The dashboard as a gr.Blocks reading ``database_url`` (default: the configured database).
 
-    A given ``database_url`` is also configured for llmobs, so human scores entered in the app land there.
+    A given ``database_url`` is also configured for llmobs, so human scores entered in the app land there. While
+    the database cannot be reached every tab shows a banner; the app checks it every ``retry_seconds`` (0: only
+    when a tab refreshes) and reloads every tab when it answers again. It also starts with the database down.
 
     >>> create_app("sqlite:///data/llmobs.db").launch()   # doctest: +SKIP
     """
@@ -39,19 +46,30 @@ def create_app(database_url: str | None = None, *, auto_refresh_seconds: float |
         llmobs.configure(database_url=database_url)
     settings = llmobs.get_settings()
     engine = get_engine(database_url)
-    ensure_schema(engine)
+    try:
+        ensure_schema(engine)
+    except Exception as exc:
+        if not is_unreachable(exc):
+            raise
+        log.warning("llmobs.ui: database %s unreachable at start (%s); the dashboard shows a banner until it "
+                    "answers", display_url(engine.url), type(exc).__name__)
     period = settings.get("dashboard.auto_refresh_seconds") if auto_refresh_seconds is None else auto_refresh_seconds
-    ctx = AppContext(engine=engine, auto_refresh_seconds=float(period))
+    ctx = AppContext(engine=engine, auto_refresh_seconds=float(period), retry_seconds=float(retry_seconds))
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}")  # static, trusted text only
-        loaders: list[tuple[Any, list[Any], list[Any]]] = []
-        with gr.Tabs():
+        ctx.shared.banner = gr.Textbox(visible=False, show_label=False, interactive=False, container=False,
+                                       elem_id=health.BANNER_ID)
+        loaders: list[health.Loader] = []
+        with gr.Tabs() as tabs:
+            ctx.shared.tabs = tabs
             for label, module, elem_id in TABS:
-                with gr.Tab(label, elem_id=elem_id):
-                    loaders.append(module.build(ctx))
+                with gr.Tab(label, id=elem_id, elem_id=elem_id):
+                    built = module.build(ctx)
+                    loaders.extend(built if isinstance(built, list) else [built])
         for fn, inputs, outputs in loaders:
             if fn is not None:
-                app.load(fn, inputs, outputs)
+                health.listen(ctx, app.load, fn, inputs, outputs)
+        health.watch(ctx, loaders)
     return app
 
 
@@ -99,5 +117,5 @@ def serve(app: gr.Blocks | Callable[[], gr.Blocks], *, host: str | None = None, 
         app = app()
     app.queue(default_concurrency_limit=4)
     app.launch(server_name=host, server_port=port, auth=credentials, prevent_thread_lock=not block, quiet=not block,
-               share=False, footer_links=[], show_error=False)
+               share=False, footer_links=[], show_error=False, css=CSS)
     return app

@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from llmobs.ui.state import DEFAULT_RANGE, RANGES
+from llmobs.ui.health import listen
+from llmobs.ui.state import DEFAULT_RANGE, RANGES, AppContext
 
 
 @dataclass
@@ -25,12 +26,15 @@ class FilterControls:
         """The components in the argument order of ``state.build_filters``."""
         return [self.range, self.model, self.user_id, self.session_id, self.tag, self.source]
 
-    def wire(self, refresh_button: gr.Button, refresh: Callable[..., Any], outputs: list[Any]) -> tuple[
-            Callable[..., Any], list[Any], list[Any]]:
-        """Re-run ``refresh`` on the button, a range change or Enter in any filter box; returns (fn, inputs, outputs)."""
+    def triggers(self) -> list[Any]:
+        """The events that re-apply the filters: a range change and Enter in any filter box."""
+        return [self.range.change, *(box.submit for box in self.inputs()[1:])]
+
+    def wire(self, ctx: AppContext, refresh_button: gr.Button, refresh: Callable[..., Any], outputs: list[Any]
+             ) -> tuple[Callable[..., Any], list[Any], list[Any]]:
+        """Re-run ``refresh`` (guarded) on the button or the filter triggers; returns (fn, inputs, outputs)."""
         inputs = self.inputs()
-        for trigger in (refresh_button.click, self.range.change, *(box.submit for box in inputs[1:])):
-            trigger(refresh, inputs, outputs)
+        listen(ctx, [refresh_button.click, *self.triggers()], refresh, inputs, outputs)
         return refresh, inputs, outputs
 
 

@@ -34,6 +34,19 @@ def fmt_score(value: float | None) -> str:
     return DASH if value is None else f"{value:.3f}"
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """A duration in the largest unit that keeps it readable: 42 -> '42 s', 2400 -> '40 min', 9000 -> '2.5 h'."""
+    if seconds is None:
+        return DASH
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def fmt_time(value: dt.datetime | None) -> str:
     """A UTC timestamp to the second, ISO-like."""
     return DASH if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

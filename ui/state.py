@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from llmobs.alerts import AlertManager
 from llmobs.analytics import Filters
 
 UTC = dt.timezone.utc
@@ -22,17 +25,47 @@ RANGES: dict[str, tuple[dt.timedelta, str]] = {
 DEFAULT_RANGE = "Last 24 hours"
 
 
+@dataclass
+class TraceLink:
+    """How another tab opens a trace in the Traces tab: put the id in ``trace_id``, select the tab ``tab_id``, then
+    run ``open`` (register it with ``health.listen``) on ``trace_id`` into ``outputs``."""
+
+    trace_id: Any
+    open: Callable[..., Any]
+    outputs: list[Any]
+    tab_id: str
+
+
+@dataclass
+class Shared:
+    """The mutable part of one app: components several tabs wire to (filled while the app is built) and when the
+    database stopped answering (None while it answers)."""
+
+    banner: Any = None
+    tabs: Any = None
+    trace_link: TraceLink | None = None
+    down_since: dt.datetime | None = None
+
+
 @dataclass(frozen=True)
 class AppContext:
-    """What every tab callback needs: the database engine and the dashboard settings."""
+    """What every tab callback needs: the database engine, the dashboard settings, and the shared components."""
 
     engine: Engine
     auto_refresh_seconds: float = 30.0
+    retry_seconds: float = 5.0
+    shared: Shared = field(default_factory=Shared, compare=False, repr=False)
 
     @property
     def database_url(self) -> str:
         """The engine's URL with its password, for store functions that take a URL."""
         return self.engine.url.render_as_string(hide_password=False)
+
+
+def alert_manager(ctx: AppContext, *, with_channels: bool = False) -> AlertManager:
+    """An AlertManager on the dashboard's database. Only ``with_channels`` loads the channels of ``alerts.channels``
+    (raising ConfigError when they are invalid): the dashboard sends nothing but the test notifications asked for."""
+    return AlertManager(engine=ctx.engine, channels_from_config=with_channels)
 
 
 def range_bounds(range_label: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:

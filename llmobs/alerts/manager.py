@@ -31,6 +31,7 @@ THRESHOLD_ALIASES: dict[str, tuple[str, str]] = {"response_time_ms": ("response_
 LOWER_IS_WORSE = frozenset({"success_rate", "quality_score", "tokens_per_second", "request_count",
                             "relevance_score", "coherence_score"})
 DEFAULT_RULE_MIN_REQUESTS = 5
+HISTORY_STATES: tuple[str, ...] = ("firing", "resolved")  # states an alert in the history can be in now
 _THRESHOLD_OPTIONS = ("condition", "metric", "window_minutes", "for_minutes", "min_requests", "cooldown_minutes")
 
 
@@ -437,45 +438,54 @@ class AlertManager:
         return self.store.acknowledge(alert_id, by, self._now())
 
     def get_alert_history(self, start: dt.datetime, end: dt.datetime, rule_id: str | None = None,
-                          severity: str | None = None) -> list[dict[str, Any]]:
-        """Alerts that fired in [start, end) or were firing during it, oldest first."""
-        return [_public(a) for a in self.store.history(_utc("start", start), _utc("end", end), rule_id, severity)]
+                          severity: str | None = None, state: str | None = None,
+                          latest: int | None = None) -> list[dict[str, Any]]:
+        """Alerts that fired in [start, end) or were firing during it, oldest first; ``state`` ("firing" or
+        "resolved") keeps those in that state now, ``latest`` only the newest that many.
 
-    def get_notifications(self, alert_id: str | None = None) -> list[dict[str, Any]]:
-        """Delivery attempts (channel, state, status, attempts, error, sent_at), oldest first."""
-        return self.store.notifications(alert_id)
+        >>> manager.get_alert_history(start, end, severity="critical", state="resolved")   # doctest: +SKIP
+        """
+        if severity is not None and severity not in SEVERITIES:
+            raise ValueError(f"severity = {severity!r} is invalid: must be one of {', '.join(SEVERITIES)}")
+        if state is not None and state not in HISTORY_STATES:
+            raise ValueError(f"state = {state!r} is invalid: must be one of {', '.join(HISTORY_STATES)}")
+        return [_public(a) for a in self.store.history(_utc("start", start), _utc("end", end), rule_id, severity,
+                                                       state, latest)]
+
+    def get_notifications(self, alert_id: str | None = None, channel: str | None = None,
+                          latest: int | None = None) -> list[dict[str, Any]]:
+        """Delivery attempts (channel, state, status, attempts, error, sent_at), oldest first; ``latest`` keeps
+        only the newest that many."""
+        return self.store.notifications(alert_id, channel=channel, latest=latest)
 
     def get_alert_statistics(self, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-        """Counts of alerts in [start, end) per rule and per severity, mean time to resolve, and notifications
-        sent and failed (per channel too).
+        """Alerts that fired in (or were firing during) [start, end): in total, per rule and per severity, each
+        with ``alerts`` (fired), ``open`` (still firing now), ``resolved`` and ``mean_time_to_resolve_seconds``;
+        plus notifications sent and failed (per channel too).
 
-        >>> manager.get_alert_statistics(start, end)["by_severity"]   # doctest: +SKIP
-        {'info': 0, 'warning': 2, 'critical': 1}
+        >>> manager.get_alert_statistics(start, end)["by_severity"]["critical"]   # doctest: +SKIP
+        {'alerts': 2, 'open': 1, 'resolved': 1, 'mean_time_to_resolve_seconds': 2400.0}
         """
         start, end = _utc("start", start), _utc("end", end)
-        alerts = self.store.history(start, end)
-        by_rule: dict[str, dict[str, Any]] = {}
-        by_severity = {s: 0 for s in SEVERITIES}
-        durations: list[float] = []
+        alerts = self.store.history_outline(start, end)
+        overall = _tally(alerts)
+        per_rule: dict[str, list[dict[str, Any]]] = {}
+        per_severity: dict[str, list[dict[str, Any]]] = {s: [] for s in SEVERITIES}
         for a in alerts:
-            entry = by_rule.setdefault(a["rule_id"], {"name": a["rule_name"], "alerts": 0, "open": 0})
-            entry["alerts"] += 1
-            entry["open"] += a["state"] != "resolved"
-            by_severity[a["severity"]] = by_severity.get(a["severity"], 0) + 1
-            if a["resolved_at"] is not None:
-                durations.append((a["resolved_at"] - a["fired_at"]).total_seconds())
-        sent = failed = 0
+            per_rule.setdefault(a["rule_id"], []).append(a)
+            per_severity.setdefault(a["severity"], []).append(a)
+        by_rule = {rule_id: {"name": rows[-1]["rule_name"], **_tally(rows)} for rule_id, rows in per_rule.items()}
+        by_severity = {severity: _tally(rows) for severity, rows in per_severity.items()}
         by_channel: dict[str, dict[str, int]] = {}
-        for n in self.store.notifications(start=start, end=end):
-            ok = n["status"] == "sent"
-            sent += ok
-            failed += n["status"] == "failed"
-            channel = by_channel.setdefault(n["channel"], {"sent": 0, "failed": 0})
-            channel["sent" if ok else "failed"] += n["status"] in ("sent", "failed")
-        return {"start": start, "end": end, "total_alerts": len(alerts),
-                "open_alerts": sum(a["state"] != "resolved" for a in alerts), "resolved_alerts": len(durations),
-                "by_rule": by_rule, "by_severity": by_severity,
-                "mean_time_to_resolve_seconds": sum(durations) / len(durations) if durations else None,
+        for (channel, status), count in sorted(self.store.notification_counts(start, end).items()):
+            entry = by_channel.setdefault(channel, {"sent": 0, "failed": 0})
+            if status in entry:
+                entry[status] += count
+        sent = sum(c["sent"] for c in by_channel.values())
+        failed = sum(c["failed"] for c in by_channel.values())
+        return {"start": start, "end": end, "total_alerts": overall["alerts"], "open_alerts": overall["open"],
+                "resolved_alerts": overall["resolved"], "by_rule": by_rule, "by_severity": by_severity,
+                "mean_time_to_resolve_seconds": overall["mean_time_to_resolve_seconds"],
                 "notifications": {"sent": sent, "failed": failed, "by_channel": by_channel}}
 
 
@@ -589,6 +599,13 @@ def _notification_row(alert: Mapping[str, Any], channel: str, state: str, key: s
     return {"alert_id": alert["id"], "rule_id": alert["rule_id"], "channel": channel, "channel_type": channel_type,
             "state": state, "status": status, "attempts": attempts, "error": error, "http_status": http_status,
             "idempotency_key": key, "duration_ms": duration_ms, "sent_at": sent_at, "created_at": now}
+
+
+def _tally(alerts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts of fired alerts, those still open and those resolved, and the mean seconds from firing to resolution."""
+    durations = [(a["resolved_at"] - a["fired_at"]).total_seconds() for a in alerts if a["resolved_at"] is not None]
+    return {"alerts": len(alerts), "open": sum(a["state"] != "resolved" for a in alerts), "resolved": len(durations),
+            "mean_time_to_resolve_seconds": sum(durations) / len(durations) if durations else None}
 
 
 def _public(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -167,16 +167,34 @@ class AlertStore:
             return [_dict(r) for r in conn.execute(stmt.order_by(ALERTS.c.started_at.desc())).all()]
 
     def history(self, start: dt.datetime, end: dt.datetime, rule_id: str | None = None,
-                severity: str | None = None) -> list[dict[str, Any]]:
-        """Alerts that fired in [start, end) or were still firing then, oldest first."""
-        stmt = select(ALERTS).where(ALERTS.c.fired_at.is_not(None), ALERTS.c.fired_at < end,
-                                    (ALERTS.c.resolved_at.is_(None)) | (ALERTS.c.resolved_at >= start))
+                severity: str | None = None, state: str | None = None,
+                latest: int | None = None) -> list[dict[str, Any]]:
+        """Alerts that fired in [start, end) or were still firing then (optionally of one rule, severity and
+        current state, or only the ``latest`` that fired), oldest first."""
+        stmt = _history(select(ALERTS), start, end)
         if rule_id is not None:
             stmt = stmt.where(ALERTS.c.rule_id == rule_id)
         if severity is not None:
             stmt = stmt.where(ALERTS.c.severity == severity)
+        if state is not None:
+            stmt = stmt.where(ALERTS.c.state == state)
+        return self._rows(stmt, (ALERTS.c.fired_at, ALERTS.c.id), latest)
+
+    def history_outline(self, start: dt.datetime, end: dt.datetime) -> list[dict[str, Any]]:
+        """The history's rule_id, rule_name, severity, state, fired_at and resolved_at only (for statistics)."""
+        stmt = _history(select(ALERTS.c.rule_id, ALERTS.c.rule_name, ALERTS.c.severity, ALERTS.c.state,
+                               ALERTS.c.fired_at, ALERTS.c.resolved_at), start, end)
+        return self._rows(stmt, (ALERTS.c.fired_at, ALERTS.c.id), None)
+
+    def _rows(self, stmt: Any, order: tuple[Any, ...], latest: int | None) -> list[dict[str, Any]]:
+        """Run ``stmt`` in ``order``, or take the ``latest`` by that order; rows oldest first."""
+        if latest is not None:
+            stmt = stmt.order_by(*(c.desc() for c in order)).limit(latest)
+        else:
+            stmt = stmt.order_by(*order)
         with self.engine.connect() as conn:
-            return [_dict(r) for r in conn.execute(stmt.order_by(ALERTS.c.fired_at, ALERTS.c.id)).all()]
+            rows = [_dict(r) for r in conn.execute(stmt).all()]
+        return rows[::-1] if latest is not None else rows
 
     def close_open_alert(self, rule_id: str, at: dt.datetime, message: str) -> None:
         """Close a rule's open alert without notifying (the rule was deleted or disabled)."""
@@ -208,17 +226,39 @@ class AlertStore:
                 conn.execute(insert(NOTIFICATIONS), rows)
 
     def notifications(self, alert_id: str | None = None, start: dt.datetime | None = None,
-                      end: dt.datetime | None = None) -> list[dict[str, Any]]:
-        """Delivery attempts, oldest first, optionally of one alert or within [start, end)."""
+                      end: dt.datetime | None = None, channel: str | None = None,
+                      latest: int | None = None) -> list[dict[str, Any]]:
+        """Delivery attempts, oldest first, optionally of one alert or channel, within [start, end), or only the
+        ``latest`` ones."""
         stmt = select(NOTIFICATIONS)
         if alert_id is not None:
             stmt = stmt.where(NOTIFICATIONS.c.alert_id == alert_id)
-        if start is not None:
-            stmt = stmt.where(NOTIFICATIONS.c.created_at >= start)
-        if end is not None:
-            stmt = stmt.where(NOTIFICATIONS.c.created_at < end)
+        if channel is not None:
+            stmt = stmt.where(NOTIFICATIONS.c.channel == channel)
+        return self._rows(_within(stmt, start, end), (NOTIFICATIONS.c.id,), latest)
+
+    def notification_counts(self, start: dt.datetime | None = None,
+                            end: dt.datetime | None = None) -> dict[tuple[str, str], int]:
+        """Delivery attempts within [start, end) counted per (channel, status)."""
+        stmt = select(NOTIFICATIONS.c.channel, NOTIFICATIONS.c.status, func.count()) \
+            .group_by(NOTIFICATIONS.c.channel, NOTIFICATIONS.c.status)
         with self.engine.connect() as conn:
-            return [_dict(r) for r in conn.execute(stmt.order_by(NOTIFICATIONS.c.id)).all()]
+            return {(r[0], r[1]): int(r[2]) for r in conn.execute(_within(stmt, start, end)).all()}
+
+
+def _history(stmt: Any, start: dt.datetime, end: dt.datetime) -> Any:
+    """Restrict ``stmt`` to alerts that fired in [start, end) or were still firing at ``start``."""
+    return stmt.where(ALERTS.c.fired_at.is_not(None), ALERTS.c.fired_at < end,
+                      (ALERTS.c.resolved_at.is_(None)) | (ALERTS.c.resolved_at >= start))
+
+
+def _within(stmt: Any, start: dt.datetime | None, end: dt.datetime | None) -> Any:
+    """Restrict a notifications query to attempts created in [start, end) (either bound optional)."""
+    if start is not None:
+        stmt = stmt.where(NOTIFICATIONS.c.created_at >= start)
+    if end is not None:
+        stmt = stmt.where(NOTIFICATIONS.c.created_at < end)
+    return stmt
 
 
 def _rule(row: Any) -> AlertRule:

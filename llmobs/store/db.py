@@ -14,7 +14,10 @@ from typing import Any, Iterator
 import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DatabaseError, DBAPIError, DisconnectionError, InterfaceError, OperationalError, ProgrammingError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, SQLModel, create_engine
 
 log = logging.getLogger("llmobs")
@@ -22,6 +25,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 _engines: dict[str, Engine] = {}
 _schema_ready: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 _lock = threading.Lock()
+# SQLite reports bad SQL and a missing file alike as OperationalError; only these messages mean "cannot reach it".
+_SQLITE_UNREACHABLE = ("unable to open database", "disk i/o error", "database is locked", "file is not a database")
 
 
 def _json_dumps(value: Any) -> str:
@@ -137,3 +142,45 @@ def forget_engines_after_fork() -> None:
         engine.dispose(close=False)
     _engines.clear()
     _schema_ready.clear()
+
+
+def ping(engine: Engine) -> None:
+    """Open a connection and run ``SELECT 1``; raises the driver's error when the database cannot be reached.
+
+    >>> ping(make_engine("sqlite:///:memory:"))
+    """
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be reached (connection refused or cut, pool timeout, SQLite file
+    missing, locked or unreadable), as opposed to a bad query or a missing table.
+
+    >>> is_unreachable(ValueError("x"))
+    False
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (DisconnectionError, PoolTimeout)):
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
+        return False
+    orig = getattr(exc, "orig", None)
+    if type(orig).__module__ == "sqlite3":
+        text = str(orig).lower()
+        return any(marker in text for marker in _SQLITE_UNREACHABLE)
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def display_url(url: Any) -> str:
+    """A database URL safe to show: password replaced by ``***``, query parameters dropped.
+
+    >>> display_url("postgresql+psycopg://app:s3cret@db.example:5432/llm?sslpassword=x")
+    'postgresql+psycopg://app:***@db.example:5432/llm'
+    """
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+        return str(parsed.set(query={}).render_as_string(hide_password=True))
+    except Exception:  # noqa: BLE001 - an unparsable URL is shown as nothing rather than leaked
+        return "(database URL hidden)"

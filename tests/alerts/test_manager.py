@@ -333,9 +333,21 @@ def test_history_and_statistics_count_alerts_per_rule_severity_and_time_to_resol
     assert m.get_alert_history(T0 + dt.timedelta(hours=3), T0 + dt.timedelta(hours=4), rule_id="slowish") == []
     stats = m.get_alert_statistics(T0 - dt.timedelta(hours=1), T0 + dt.timedelta(hours=2))
     assert stats["total_alerts"] == 2 and stats["open_alerts"] == 1 and stats["resolved_alerts"] == 1
-    assert stats["by_severity"] == {"info": 0, "warning": 1, "critical": 1}
-    assert stats["by_rule"]["slowish"] == {"name": "Slow answers", "alerts": 1, "open": 0}
+    assert stats["by_severity"] == {
+        "info": {"alerts": 0, "open": 0, "resolved": 0, "mean_time_to_resolve_seconds": None},
+        "warning": {"alerts": 1, "open": 0, "resolved": 1, "mean_time_to_resolve_seconds": 40 * 60},
+        "critical": {"alerts": 1, "open": 1, "resolved": 0, "mean_time_to_resolve_seconds": None}}
+    assert stats["by_rule"] == {
+        "slow": {"name": "Slow answers", "alerts": 1, "open": 1, "resolved": 0, "mean_time_to_resolve_seconds": None},
+        "slowish": {"name": "Slow answers", "alerts": 1, "open": 0, "resolved": 1,
+                    "mean_time_to_resolve_seconds": 40 * 60}}
     assert stats["mean_time_to_resolve_seconds"] == 40 * 60
+    assert [a["rule_id"] for a in m.get_alert_history(T0 - dt.timedelta(hours=1), T0 + dt.timedelta(hours=2),
+                                                      state="firing")] == ["slow"]
+    newest = m.get_alert_history(T0 - dt.timedelta(hours=1), T0 + dt.timedelta(hours=2), latest=1)
+    assert [a["alert_id"] for a in newest] == [history[-1]["alert_id"]]
+    with pytest.raises(ValueError, match="state = 'pending' is invalid: must be one of firing, resolved"):
+        m.get_alert_history(T0, T0 + dt.timedelta(hours=1), state="pending")
     assert stats["notifications"]["sent"] == 3 and stats["notifications"]["failed"] == 0
 
 

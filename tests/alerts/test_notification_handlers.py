@@ -328,6 +328,18 @@ def test_secrets_stay_out_of_logs_errors_and_describe_even_when_the_server_echoe
     assert results[2].error == "HTTP 500: bad signature for **** / ****"
 
 
+def test_a_token_in_the_first_path_segment_is_masked_in_describe_and_errors(http_receiver: HttpReceiver) -> None:
+    token = "bot123456:AAE-tokenSECRET"
+    http_receiver.script(Reply(500, f"unknown bot {token}"))
+    notifier = WebhookNotifier(WebhookConfig(url=f"{http_receiver.url}/{token}/sendMessage", **{**FAST,
+                                                                                              "retry_count": 0}))
+    result = notifier.send(make_notification())
+    assert http_receiver.wait_for(1)[0].path == f"/{token}/sendMessage"  # the real URL was used
+    assert notifier.describe()["url"] == f"{http_receiver.url}/****"
+    assert result.error == "HTTP 500: unknown bot ****"
+    assert notifier.mask(f"POST {http_receiver.url}/{token}/sendMessage") == f"POST {http_receiver.url}/****"
+
+
 # --- fan-out ----------------------------------------------------------------------------------------------------------
 
 def test_deliver_all_with_one_hanging_channel_delivers_the_others_within_the_timeout(

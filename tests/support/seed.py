@@ -152,6 +152,48 @@ def seed_evaluations(engine: Engine, rows: Iterable[dict[str, Any]]) -> int:
     return len(rows)
 
 
+def alert_row(rule_id: str, fired_at: dt.datetime, resolved_at: dt.datetime | None = None, *,
+              severity: str = "warning", name: str | None = None, **columns: Any) -> dict[str, Any]:
+    """One ``alerts`` row of ``rule_id`` that fired at ``fired_at`` (still firing unless ``resolved_at``);
+    keywords override columns.
+
+    >>> alert_row("slow", as_utc("2024-01-01T00:00:00"), severity="critical")["state"]
+    'firing'
+    """
+    n = next(_ids)
+    row: dict[str, Any] = {
+        "id": f"{n:032x}", "rule_id": rule_id, "open_rule_id": None if resolved_at else rule_id,
+        "rule_name": name or rule_id, "severity": severity, "state": "resolved" if resolved_at else "firing",
+        "seq": 2 if resolved_at else 1, "metric_name": "error_count", "condition": "gt", "threshold": 0.0,
+        "value": 1.0, "peak_value": 3.0, "request_count": 10, "message": f"{rule_id} breached",
+        "started_at": fired_at, "fired_at": fired_at, "resolved_at": resolved_at, "last_evaluated_at": fired_at,
+        "notification_count": 1}
+    row.update(columns)
+    return row
+
+
+def seed_alert(engine: Engine, rule_id: str, fired_at: dt.datetime, resolved_at: dt.datetime | None = None,
+               **kwargs: Any) -> dict[str, Any]:
+    """Store one ``alert_row`` through ``AlertStore.insert_alert`` (so a rule keeps at most one open alert)."""
+    from llmobs.alerts.store import AlertStore
+
+    row = alert_row(rule_id, fired_at, resolved_at, **kwargs)
+    assert AlertStore(engine).insert_alert(row), f"rule {rule_id!r} already has an open alert"
+    return row
+
+
+def seed_alerts(engine: Engine, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert many ``alert_row`` rows at once (benchmarks); returns how many."""
+    from llmobs.store.alert_models import AlertRow, ensure_alert_schema
+
+    ensure_alert_schema(engine)
+    rows = list(rows)
+    if rows:
+        with engine.begin() as conn:
+            conn.execute(insert(AlertRow.__table__), rows)
+    return len(rows)
+
+
 def add_proposed_indexes(engine: Engine) -> None:
     """Create PROPOSED_INDEXES (idempotent) and make analytics re-read the index list."""
     from sqlalchemy import text

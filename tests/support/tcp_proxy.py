@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -92,3 +94,24 @@ class TcpProxy:
                     sock.close()
                 except OSError:
                     pass
+
+
+@contextlib.contextmanager
+def postgres_behind_proxy(base_url: str) -> Iterator[tuple[str, str, TcpProxy]]:
+    """A fresh schema on the PostgreSQL server of ``base_url`` reached through a TcpProxy: yields (URL through the
+    proxy, direct URL, proxy); the schema is dropped afterwards.
+
+    >>> with postgres_behind_proxy(postgres_base_url()) as (url, direct, proxy):   # doctest: +SKIP
+    ...     proxy.down()
+    """
+    from sqlalchemy.engine import make_url
+
+    from tests.support.databases import create_pg_schema, drop_pg_schema
+
+    schema, direct = create_pg_schema(base_url)
+    parsed = make_url(direct)
+    try:
+        with TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432)) as proxy:
+            yield direct.replace(f"{parsed.host}:{parsed.port}", f"127.0.0.1:{proxy.port}"), direct, proxy
+    finally:
+        drop_pg_schema(base_url, schema)

@@ -1,16 +1,20 @@
 """A seeded dashboard database: generations over the last day and the day before, one multi-span trace whose
-output is an XSS payload, errors and quality scores; plus the AppContext the tab callbacks take."""
+output is an XSS payload, errors and quality scores; plus the AppContext the tab callbacks take, and notification
+channels (with secrets to keep off the screen) pointing at local receivers."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from llmobs.ui.state import AppContext
 from tests.support.databases import Store
+from tests.support.receivers import HttpReceiver, Reply, SmtpReceiver
 from tests.support.seed import evaluation, gen, seed, seed_evaluations
 
 UTC = dt.timezone.utc
@@ -77,3 +81,50 @@ def empty_ctx(store: Store) -> AppContext:
     engine = store.engine()
     ensure_schema(engine)
     return AppContext(engine=engine, auto_refresh_seconds=0)
+
+
+# --- notification channels with secrets -------------------------------------------------------------------------------
+
+PATH_TOKEN = "pathTOKENsecret91"
+QUERY_TOKEN = "querySECRETtoken72"
+HEADER_TOKEN = "Bearer headerSECRET63"
+SIGNING_KEY = "whsec-SIGNINGkey-54"
+SMTP_PASSWORD = "smtpPASSWORD-45"
+BROKEN_TOKEN = "brokenHOOKtoken36"
+SECRETS = (PATH_TOKEN, QUERY_TOKEN, "headerSECRET63", SIGNING_KEY, SMTP_PASSWORD, BROKEN_TOKEN)
+
+
+def assert_no_secret(*shown: Any) -> None:
+    """No secret substring anywhere in what was shown (callback values or page text)."""
+    text = repr(shown)
+    leaked = [s for s in SECRETS if s in text]
+    assert not leaked, f"secrets on screen: {leaked}"
+
+
+@contextlib.contextmanager
+def channel_receivers() -> Iterator[dict[str, Any]]:
+    """A webhook receiver answering 200, a broken one answering 500 with the secrets echoed, and aiosmtpd with AUTH."""
+    with HttpReceiver() as hook, \
+            HttpReceiver(default=Reply(500, f"no such hook /hooks/{BROKEN_TOKEN} ({QUERY_TOKEN})")) as broken, \
+            SmtpReceiver(credentials=("alerts", SMTP_PASSWORD)) as smtp:
+        yield {"hook": hook, "broken": broken, "smtp": smtp}
+
+
+@pytest.fixture
+def receivers() -> Iterator[dict[str, Any]]:
+    """The channel receivers for one test."""
+    with channel_receivers() as found:
+        yield found
+
+
+def channel_settings(receivers: dict[str, Any]) -> dict[str, Any]:
+    """alerts.channels with a signed webhook (token in path, query and header), a broken webhook and e-mail."""
+    fast = {"retry_count": 0, "timeout": 5}
+    return {
+        "hook": {"type": "webhook", "url": f"{receivers['hook'].url}/hooks/{PATH_TOKEN}?token={QUERY_TOKEN}",
+                 "headers": {"Authorization": HEADER_TOKEN}, "secret": SIGNING_KEY, **fast},
+        "broken": {"type": "webhook", "url": f"{receivers['broken'].url}/hooks/{BROKEN_TOKEN}", **fast},
+        "mail": {"type": "email", "smtp_server": "127.0.0.1", "smtp_port": receivers["smtp"].port, "use_tls": False,
+                 "username": "alerts", "password": SMTP_PASSWORD, "from_address": "alerts@example.com",
+                 "recipients": ["oncall@example.com"], **fast},
+    }

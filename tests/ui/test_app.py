@@ -15,8 +15,11 @@ from tests.support.databases import Store
 def test_create_app_returns_blocks_with_every_tab(sqlite_store: Store) -> None:
     app = create_app(sqlite_store.url, auto_refresh_seconds=0)
     assert isinstance(app, gr.Blocks)
-    labels = [b.label for b in app.blocks.values() if isinstance(b, gr.Tab)]
-    assert labels == [label for label, _, _ in TABS]
+    outer = next(b for b in app.blocks.values() if isinstance(b, gr.Tabs))
+    assert [t.label for t in outer.children] == [label for label, _, _ in TABS]
+    alerts = next(t for t in outer.children if t.label == "Alerts")
+    inner = next(b for b in alerts.children if isinstance(b, gr.Tabs))
+    assert [t.label for t in inner.children] == ["Open alerts & rules", "History & statistics", "Channels"]
 
 
 def test_auth_is_parsed_from_user_colon_password() -> None:
@@ -79,5 +82,6 @@ def test_performance_auto_refresh_timer_follows_the_setting(sqlite_store: Store)
     def timers(app: gr.Blocks) -> list[tuple[float, bool]]:
         return [(b.value, b.active) for b in app.blocks.values() if isinstance(b, gr.Timer)]
 
-    assert timers(create_app(sqlite_store.url, auto_refresh_seconds=5)) == [(5, True)]
-    assert timers(create_app(sqlite_store.url, auto_refresh_seconds=0)) == [(1.0, False)]
+    assert timers(create_app(sqlite_store.url, auto_refresh_seconds=5, retry_seconds=0)) == [(5, True)]
+    # the second timer is the database health check
+    assert timers(create_app(sqlite_store.url, auto_refresh_seconds=0, retry_seconds=7)) == [(1.0, False), (7, True)]

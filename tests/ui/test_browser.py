@@ -1,6 +1,8 @@
 """End to end in headless Chromium (Debian's /usr/bin/chromium, never a downloaded browser): the dashboard served on
 127.0.0.1 against a seeded SQLite file shows the analytics numbers, renders Plotly charts, opens a trace's span
-tree, shows an XSS payload as literal text, and stores a manual review as a ``human`` score."""
+tree (also from a failed call in the Errors tab), shows an XSS payload as literal text, stores a manual review as a
+``human`` score, sends test notifications with every secret masked on the page, and shows the database banner
+through a real outage and recovers from it."""
 
 from __future__ import annotations
 
@@ -8,16 +10,22 @@ import datetime as dt
 import re
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import llmobs
-from llmobs.store.db import make_engine
+from llmobs.store.db import display_url, dispose_engine, get_engine, make_engine
 from llmobs.ui.tabs.evaluations import SCOPE_SPAN
-from tests.ui.conftest import HTML_ERROR, TAGGED_NAME, XSS, XSS_TRACE, evaluable_generations, seed_dashboard
+from tests.support.databases import PG_SKIP_REASON, postgres_base_url
+from tests.support.seed import gen, seed
+from tests.support.tcp_proxy import postgres_behind_proxy
+from tests.ui.conftest import (
+    HTML_ERROR, TAGGED_NAME, XSS, XSS_TRACE, assert_no_secret, channel_receivers, channel_settings,
+    evaluable_generations, seed_dashboard,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 MARKUP_NAME = "<b>bold gen</b><img src=x onerror=alert(5)>"
@@ -45,19 +53,21 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
 
     folder = tmp_path_factory.mktemp("dashboard")
     url = f"sqlite:///{folder / 'llmobs.db'}"
-    llmobs.configure(reset=True, database_url=url)
-    engine = make_engine(url)
-    data = seed_dashboard(engine, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5))
-    port = _free_port()
-    app = serve(create_app(url, auto_refresh_seconds=0), host="127.0.0.1", port=port, auth="", no_auth=False,
-                block=False)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}/", "engine": engine, "data": data, "shots": folder}
-    finally:
-        app.close()
-        llmobs.flush(timeout=10)
-        engine.dispose()
-        llmobs.configure(reset=True)
+    with channel_receivers() as receivers:
+        llmobs.configure(reset=True, database_url=url, alerts__channels=channel_settings(receivers))
+        engine = make_engine(url)
+        data = seed_dashboard(engine, dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5))
+        port = _free_port()
+        app = serve(create_app(url, auto_refresh_seconds=0), host="127.0.0.1", port=port, auth="", no_auth=False,
+                    block=False)
+        try:
+            yield {"url": f"http://127.0.0.1:{port}/", "database_url": url, "engine": engine, "data": data,
+                   "shots": folder, "receivers": receivers}
+        finally:
+            app.close()
+            llmobs.flush(timeout=10)
+            engine.dispose()
+            llmobs.configure(reset=True)
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +261,145 @@ def test_export_tab_offers_a_csv_download(page: Any, dashboard: dict[str, Any]) 
     expect(page.locator("#export-status textarea")).to_have_value(re.compile("^Exported 8 spans rows"))
     expect(page.locator("#export-file")).to_contain_text(".csv")
     _shot(page, dashboard, "export")
+
+
+def test_a_failed_call_in_errors_opens_its_trace_in_the_traces_tab(page: Any, dashboard: dict[str, Any]) -> None:
+    failed = dashboard["data"]["recent"][3]
+    _open_tab(page, "Errors")
+    recent = page.locator("#errors-recent")
+    expect(recent.get_by_test_id("cell-0-1")).to_contain_text(failed["trace_id"])
+    recent.get_by_test_id("cell-0-5").click()  # any cell of the row
+    expect(page.get_by_role("tab", name="Traces", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#traces-trace-id textarea, #traces-trace-id input")).to_have_value(failed["trace_id"])
+    expect(page.locator("#traces-trace-status textarea")).to_have_value(f"Trace {failed['trace_id']}: 1 spans")
+    tree = page.locator("#traces-tree")
+    expect(tree).to_contain_text(failed["name"])
+    expect(tree).to_contain_text("error")
+    expect(page.locator("#span-error textarea")).to_have_value(f"RateLimitError\n{HTML_ERROR}")
+    _shot(page, dashboard, "errors-to-trace")
+
+
+def _shown_text(page: Any) -> str:
+    """Everything the page shows or holds: its HTML, its visible text and every field's value."""
+    values = page.evaluate("() => [...document.querySelectorAll('textarea, input')].map(e => e.value)")
+    return "\n".join([page.content(), page.inner_text("body"), *values])
+
+
+def test_alert_channels_send_test_notifications_and_show_only_masked_secrets(page: Any, dashboard: dict[str, Any]
+                                                                             ) -> None:
+    receivers = dashboard["receivers"]
+    _open_tab(page, "Alerts")
+    page.get_by_role("tab", name="Channels", exact=True).click()
+    table = page.locator("#channels-table")
+    expect(table).to_contain_text(f"url={receivers['hook'].url}/hooks/****")
+    expect(table).to_contain_text("password=****")
+    expect(page.locator("#channels-status textarea")).to_have_value("3 channel(s) configured.")
+    expect(page.locator("#channel-name-0 textarea, #channel-name-0 input")).to_have_value("hook (webhook)")
+    page.locator("#channel-test-0").click()
+    expect(page.locator("#channel-result-0 textarea")).to_have_value(re.compile(r"^Sent at .* HTTP 200\)\.$"))
+    received = receivers["hook"].wait_for(1)
+    assert len(received) == 1 and received[0].json()["state"] == "test"
+    page.locator("#channel-test-1").click()
+    expect(page.locator("#channel-result-1 textarea")).to_have_value(
+        re.compile(r"^Failed after 1 attempt\(s\) .*HTTP 500: no such hook /hooks/\*\*\*\* \(\*\*\*\*\)$"))
+    page.locator("#channel-test-2").click()
+    expect(page.locator("#channel-result-2 textarea")).to_have_value(re.compile(r"^Sent at "))
+    assert receivers["smtp"].wait_for(1)[0].login == "alerts"
+    _shot(page, dashboard, "alerts-channels")
+    assert_no_secret(_shown_text(page), page.request.get(dashboard["url"] + "config").text())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def outage(request: pytest.FixtureRequest, tmp_path: Path, dashboard: dict[str, Any]
+           ) -> Iterator[tuple[str, str, Callable[[], None], Callable[[], None], Any]]:
+    """A seeded database the test can take away and give back: (database URL, app URL, down, up, an engine that
+    still reaches the data). SQLite loses its folder (and the app its pooled handles); PostgreSQL is reached through
+    a TCP proxy that is switched off."""
+    from llmobs.ui import create_app, serve
+
+    try:
+        if request.param == "sqlite":
+            folder = tmp_path / "data"
+            url = f"sqlite:///{folder / 'llmobs.db'}"
+
+            def down() -> None:
+                folder.rename(tmp_path / "unmounted")
+                get_engine(url).dispose()
+
+            def up() -> None:
+                (tmp_path / "unmounted").rename(folder)
+
+            moved = make_engine(f"sqlite:///{tmp_path / 'unmounted' / 'llmobs.db'}")
+            yield from _served_outage(create_app, serve, url, down, up, moved)
+            moved.dispose()
+        else:
+            base = postgres_base_url()
+            if base is None:
+                pytest.skip(PG_SKIP_REASON)
+            with postgres_behind_proxy(base) as (url, direct, proxy):
+                behind = make_engine(direct)
+                yield from _served_outage(create_app, serve, url, proxy.down, proxy.up, behind)
+                behind.dispose()
+    finally:
+        llmobs.configure(database_url=dashboard["database_url"])  # the module's dashboard writes there
+
+
+def _served_outage(create_app: Any, serve: Any, url: str, down: Callable[[], None], up: Callable[[], None],
+                   behind: Any) -> Iterator[tuple[str, str, Callable[[], None], Callable[[], None], Any]]:
+    """Serve a dashboard (health check every second) over ``url`` seeded with the dashboard data set; ``behind`` is
+    an engine that reaches the same data while the app cannot."""
+    seed_dashboard(get_engine(url), dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5))
+    port = _free_port()
+    app = serve(create_app(url, auto_refresh_seconds=0, retry_seconds=1), host="127.0.0.1", port=port, auth="",
+                block=False)
+    try:
+        yield url, f"http://127.0.0.1:{port}/", down, up, behind
+    finally:
+        app.close()
+        dispose_engine(url)
+
+
+def test_an_unreachable_database_shows_a_banner_on_every_tab_and_the_page_recovers_by_itself(
+        browser: Any, dashboard: dict[str, Any], outage: Any) -> None:
+    url, app_url, down, up, behind = outage
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(app_url)
+        expect(page.locator("#overview-table")).to_contain_text("83.33%")
+        expect(page.locator("#db-banner")).to_be_hidden()
+        down()
+        banner = page.locator("#db-banner textarea")
+        expected = f"Database unreachable: {display_url(url)} — retrying every 1 s; figures shown may be out of date."
+        expect(banner).to_have_value(expected)  # the health check found the outage without a click
+        for tab in ("Traces", "Errors", "Alerts"):
+            _open_tab(page, tab)
+            expect(banner).to_be_visible()
+        _open_tab(page, "Evaluations")
+        page.locator("#run-go").click()  # the evaluator run (with its progress) goes through the same guard
+        _open_tab(page, "Manual review")
+        page.locator("#agreement-refresh").click()
+        _open_tab(page, "Traces")  # the tab shown while the database comes back
+        page.locator("#traces-go").click()
+        page.wait_for_timeout(1500)
+        expect(banner).to_have_value(expected)
+        assert page.locator(".toast-body.error").count() == 0  # no Gradio error toast
+        expect(page.locator("#run-status textarea")).to_have_value("")
+        with behind.connect() as conn:  # the run scored nothing while the app could not reach the database
+            assert conn.exec_driver_sql("SELECT count(*) FROM evaluations WHERE evaluator_version = 'heuristic-1'"
+                                        ).scalar() == 0
+        _shot(page, dashboard, f"outage-{'pg' if url.startswith('postgresql') else 'sqlite'}")
+        seed(behind, [gen(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1), 50.0, name="after-outage",
+                          output='"written while the dashboard could not reach the database"')])
+        up()
+        expect(page.locator("#db-banner")).to_be_hidden()
+        expect(page.locator("#traces-table")).to_contain_text("after-outage")  # reloaded by the health check
+        _open_tab(page, "Overview")
+        expect(page.locator("#overview-table")).to_contain_text("85.71%")  # 6 of 7 calls succeeded
+        _open_tab(page, "Evaluations")
+        page.locator("#run-go").click()
+        # the 5 seeded generations and the one written during the outage
+        expect(page.locator("#run-status textarea")).to_have_value(re.compile(r"^Scored 6 span\(s\) with heuristic-1"))
+    finally:
+        context.close()

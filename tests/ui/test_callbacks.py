@@ -159,6 +159,28 @@ def test_errors_tab_equals_error_breakdown(seeded: Seeded) -> None:
     assert recent[0][5] == HTML_ERROR
 
 
+def test_selecting_a_failed_call_in_errors_selects_the_traces_tab_and_opens_its_trace(seeded: Seeded) -> None:
+    import gradio as gr
+    import pandas as pd
+
+    from llmobs.ui import create_app
+
+    ctx, data, store = seeded
+    app = create_app(store.url, auto_refresh_seconds=0, retry_seconds=0)
+    table = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "errors-recent")
+    pick = next(f for f in app.fns.values() if (table._id, "select") in f.targets)
+    (opener,) = [f for f in app.fns.values() if f.trigger_after == pick._id]
+    recent = errors.refresh(ctx, DAY)[4]
+    failed = data["recent"][3]
+    trace_id, tab, banner = pick.fn(gr.SelectData(None, {"index": [0, 5], "value": recent[0][5]}),
+                                    pd.DataFrame(recent, columns=errors.RECENT_HEADERS))
+    assert trace_id == failed["trace_id"] and tab.selected == traces.TAB_ID and banner["visible"] is False
+    tree, _, _, *details, status, _ = opener.fn(trace_id)
+    assert status == f"Trace {failed['trace_id']}: 1 spans"
+    assert tree[0][0].strip() == failed["name"] and tree[0][4] == "error"
+    assert details[traces.DETAIL_FIELDS.index("error")] == f"RateLimitError\n{HTML_ERROR}"
+
+
 def test_review_submission_stores_human_scores_and_loads_the_next_item(seeded: Seeded) -> None:
     ctx, data, store = seeded
     first = review.item_view(review.next_item(ctx))

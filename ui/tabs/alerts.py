@@ -1,4 +1,6 @@
-"""Alerts tab: open alerts with acknowledge; the rules list with create / enable / disable / delete.
+"""Alerts tab: open alerts with acknowledge and the rules list with create / enable / disable / delete; the
+history with statistics (``alert_history``) and the notification channels (``alert_channels``) are its other
+sections.
 
 Every change goes through ``AlertManager``, which validates a whole rule before saving it, so a bad form leaves
 nothing half-saved; the error is shown in the page."""
@@ -9,21 +11,18 @@ from typing import Any
 
 import gradio as gr
 
-from llmobs.alerts import AlertManager, AlertRule
+from llmobs.alerts import AlertRule
 from llmobs.alerts.metrics import metric_names
 from llmobs.alerts.rules import CONDITIONS, SEVERITIES
 from llmobs.ui.format import cell, fmt_time
-from llmobs.ui.state import AppContext
+from llmobs.ui.health import Loader, listen
+from llmobs.ui.state import AppContext, alert_manager
+from llmobs.ui.tabs import alert_channels, alert_history
 
 ALERT_HEADERS = ["Alert id", "Rule", "Severity", "State", "Message", "Value", "Threshold", "Started",
                  "Acknowledged"]
 RULE_HEADERS = ["Rule id", "Name", "Metric", "Condition", "Threshold", "Severity", "Window (min)", "Enabled"]
 RULE_ACTIONS = ("enable", "disable", "delete")
-
-
-def manager(ctx: AppContext) -> AlertManager:
-    """An AlertManager on the dashboard's database (no notifiers: the dashboard never sends notifications)."""
-    return AlertManager(engine=ctx.engine, channels_from_config=False)
 
 
 def alert_rows(ctx: AppContext) -> list[list[str]]:
@@ -32,13 +31,13 @@ def alert_rows(ctx: AppContext) -> list[list[str]]:
              cell(a.get("value")), cell(a.get("threshold")), fmt_time(a.get("started_at")),
              "" if not a.get("acknowledged_at") else f"{fmt_time(a['acknowledged_at'])} by "
                                                      f"{cell(a.get('acknowledged_by')) or '?'}"]
-            for a in manager(ctx).get_active_alerts()]
+            for a in alert_manager(ctx).get_active_alerts()]
 
 
 def rule_rows(ctx: AppContext) -> list[list[str]]:
     """Every stored rule as plain-string rows."""
     return [[r.rule_id, r.name, r.metric_name, r.condition, f"{r.threshold:g}", r.severity, f"{r.window_minutes:g}",
-             "yes" if r.enabled else "no"] for r in manager(ctx).list_rules()]
+             "yes" if r.enabled else "no"] for r in alert_manager(ctx).list_rules()]
 
 
 def refresh(ctx: AppContext) -> tuple[list[list[str]], list[list[str]], str]:
@@ -53,7 +52,7 @@ def refresh(ctx: AppContext) -> tuple[list[list[str]], list[list[str]], str]:
 def acknowledge(ctx: AppContext, alert_id: str, by: str | None = None) -> tuple[list[list[str]], list[list[str]], str]:
     """Callback: acknowledge one open alert, then refresh."""
     alert_id = (alert_id or "").strip()
-    done = bool(alert_id) and manager(ctx).acknowledge(alert_id, by=by)
+    done = bool(alert_id) and alert_manager(ctx).acknowledge(alert_id, by=by)
     alerts, rules, _ = refresh(ctx)
     message = f"Acknowledged alert {alert_id}." if done else \
         f"Error: No open, unacknowledged alert with id {alert_id!r}." if alert_id else "Error: Give an alert id."
@@ -67,7 +66,7 @@ def create_rule(ctx: AppContext, rule_id: str, name: str, metric: str, condition
         if threshold is None:
             raise ValueError("AlertRule.threshold is required: give a number")
         rule_id = (rule_id or "").strip()
-        m = manager(ctx)
+        m = alert_manager(ctx)
         if rule_id and m.get_rule(rule_id) is not None:
             raise ValueError(f"a rule with rule_id {rule_id!r} exists already; delete it first or pick another id")
         rule = AlertRule(rule_id=rule_id, name=(name or "").strip() or rule_id, metric_name=metric or "",
@@ -84,7 +83,7 @@ def create_rule(ctx: AppContext, rule_id: str, name: str, metric: str, condition
 def rule_action(ctx: AppContext, action: str, rule_id: str) -> tuple[list[list[str]], list[list[str]], str]:
     """Callback: enable, disable or delete one rule by id."""
     rule_id = (rule_id or "").strip()
-    m = manager(ctx)
+    m = alert_manager(ctx)
     try:
         if action not in RULE_ACTIONS:
             raise ValueError(f"action {action!r} is unknown; allowed: {', '.join(RULE_ACTIONS)}")
@@ -100,8 +99,20 @@ def rule_action(ctx: AppContext, action: str, rule_id: str) -> tuple[list[list[s
     return alerts, rules, message
 
 
-def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
-    """Render the tab; returns (load fn, inputs, outputs)."""
+def build(ctx: AppContext) -> list[Loader]:
+    """Render the tab: open alerts and rules, history and statistics, channels; returns their page-load loaders."""
+    with gr.Tabs():
+        with gr.Tab("Open alerts & rules", elem_id="alerts-open-tab"):
+            loaders = [build_open(ctx)]
+        with gr.Tab("History & statistics", elem_id="alerts-history-tab"):
+            loaders.append(alert_history.build(ctx))
+        with gr.Tab("Channels", elem_id="alerts-channels-tab"):
+            loaders.append(alert_channels.build(ctx))
+    return loaders
+
+
+def build_open(ctx: AppContext) -> Loader:
+    """Render the open alerts and the rules with their forms; returns (load fn, inputs, outputs)."""
     status = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="alerts-status")
     alerts = gr.Dataframe(headers=ALERT_HEADERS, datatype="str", interactive=False, elem_id="alerts-table",
                           label="Open alerts")
@@ -134,10 +145,10 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     def on_ack(aid: str, request: gr.Request) -> tuple[Any, ...]:
         return acknowledge(ctx, aid, getattr(request, "username", None) if request is not None else None)
 
-    reload_button.click(load, [], outputs)
-    ack.click(on_ack, [alert_id], outputs)
-    create.click(lambda *a: create_rule(ctx, *a), [new_id, new_name, metric, condition, threshold, severity, window],
-                 outputs)
+    listen(ctx, reload_button.click, load, [], outputs)
+    listen(ctx, ack.click, on_ack, [alert_id], outputs)
+    listen(ctx, create.click, lambda *a: create_rule(ctx, *a),
+           [new_id, new_name, metric, condition, threshold, severity, window], outputs)
     for action, button in buttons.items():
-        button.click(lambda rid, a=action: rule_action(ctx, a, rid), [rule_ref], outputs)
+        listen(ctx, button.click, lambda rid, a=action: rule_action(ctx, a, rid), [rule_ref], outputs)
     return load, [], outputs

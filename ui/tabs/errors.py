@@ -1,4 +1,5 @@
-"""Errors tab: failed requests by type, by model and by message, with recent examples."""
+"""Errors tab: failed requests by type, by model and by message, with recent examples; clicking one opens its trace
+in the Traces tab."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from llmobs.ui import charts
 from llmobs.ui.filters import filter_controls
 from llmobs.ui.format import cell, fmt_int, fmt_pct
 from llmobs.ui.state import AppContext, build_filters
+from llmobs.ui.tabs import traces
 
 TYPE_HEADERS = ["Error type", "Count", "Share", "Last seen"]
 MODEL_HEADERS = ["Model", "Requests", "Errors", "Error rate"]
@@ -47,5 +49,6 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     models = gr.Dataframe(headers=MODEL_HEADERS, datatype="str", interactive=False, elem_id="errors-models",
                           label="By model")
     recent = gr.Dataframe(headers=RECENT_HEADERS, datatype="str", interactive=False, elem_id="errors-recent",
-                          label="Recent errors")
-    return controls.wire(refresh_button, lambda *args: refresh(ctx, *args), [summary, types, plot, models, recent])
+                          label="Recent errors (click a row to open its trace)")
+    traces.open_on_select(ctx, recent, RECENT_HEADERS.index("Trace id"), switch_tab=True)
+    return controls.wire(ctx, refresh_button, lambda *args: refresh(ctx, *args), [summary, types, plot, models, recent])

@@ -16,6 +16,7 @@ from llmobs.evaluation.evaluator import available_backends
 from llmobs.evaluation.heuristic import TASK_TYPES
 from llmobs.ui import charts
 from llmobs.ui.format import cell, fmt_int, fmt_score
+from llmobs.ui.health import listen
 from llmobs.ui.state import RANGES, DEFAULT_RANGE, AppContext, build_filters, range_bounds
 
 SUMMARY_HEADERS = ["Metric", "Count", "Mean", "p10", "Min", "Max"]
@@ -188,11 +189,11 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
         return run_evaluation(ctx, scope_value, span_value, range_label, model_name, user_id, session_id, tag_name,
                               backend_name, task_type, progress)
 
-    for trigger in (refresh_button.click, rng.change, model.submit, source.change, user.submit, session.submit,
-                    tag.submit):
-        trigger(fn, inputs, outputs)
+    listen(ctx, [refresh_button.click, rng.change, model.submit, source.change, user.submit, session.submit,
+                 tag.submit], fn, inputs, outputs)
     # One run at a time: two overlapping runs over one range could both score a span before either stored it.
-    run.click(on_run, [scope, span, rng, model, user, session, tag, backend, run_task], [run_status_box],
-              concurrency_limit=1, concurrency_id="llmobs-evaluate-spans").then(fn, inputs, outputs)
-    run_play.click(playground, [prompt, response, task, play_model], [scores, play_status])
+    ran = listen(ctx, run.click, on_run, [scope, span, rng, model, user, session, tag, backend, run_task],
+                 [run_status_box], concurrency_limit=1, concurrency_id="llmobs-evaluate-spans")
+    listen(ctx, ran.then, fn, inputs, outputs)
+    listen(ctx, run_play.click, playground, [prompt, response, task, play_model], [scores, play_status])
     return fn, inputs, outputs

@@ -12,6 +12,7 @@ import gradio as gr
 
 from llmobs import analytics
 from llmobs.ui.filters import filter_controls
+from llmobs.ui.health import listen
 from llmobs.ui.state import AppContext, build_filters
 
 KINDS = ["all", "generation", "span", "chain", "tool", "retriever", "embedding", "agent", "evaluator"]
@@ -46,5 +47,5 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     def fn(*args: str) -> tuple[str | None, str]:
         return export_file(ctx, *args)
 
-    button.click(fn, [table, fmt, kind, *controls.inputs()], [out, status])
+    listen(ctx, button.click, fn, [table, fmt, kind, *controls.inputs()], [out, status])
     return None, [], []

@@ -44,4 +44,4 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     status = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="models-status")
     table = gr.Dataframe(headers=HEADERS, datatype="str", interactive=False, elem_id="models-table", label="Models")
     plot = gr.Plot(label="Requests by model", elem_id="models-plot")
-    return controls.wire(refresh_button, lambda *args: refresh(ctx, *args), [table, plot, status])
+    return controls.wire(ctx, refresh_button, lambda *args: refresh(ctx, *args), [table, plot, status])

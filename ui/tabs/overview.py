@@ -10,11 +10,10 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from llmobs import analytics
-from llmobs.alerts import AlertManager
 from llmobs.ui import charts
 from llmobs.ui.filters import filter_controls
 from llmobs.ui.format import fmt_change, fmt_int, fmt_ms, fmt_pct, fmt_score, fmt_usd
-from llmobs.ui.state import AppContext, bucket_for, build_filters, previous_period
+from llmobs.ui.state import AppContext, alert_manager, bucket_for, build_filters, previous_period
 
 log = logging.getLogger("llmobs")
 HEADERS = ["Metric", "Value", "Previous period", "Change"]
@@ -45,7 +44,7 @@ def overview_data(ctx: AppContext, range_label: str, model: str = "", user_id: s
 def active_alert_count(ctx: AppContext) -> int | None:
     """Open (pending or firing) alerts; None when the alert tables cannot be read."""
     try:
-        return len(AlertManager(engine=ctx.engine, channels_from_config=False).get_active_alerts())
+        return len(alert_manager(ctx).get_active_alerts())
     except Exception:  # noqa: BLE001 - the overview must render even if the alert store is unavailable
         log.exception("llmobs.ui: could not read active alerts")
         return None
@@ -81,4 +80,4 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
                          label="Overview")
     plot = gr.Plot(label="Requests", elem_id="overview-plot")
     refresh_button = gr.Button("Refresh", elem_id="overview-refresh")
-    return controls.wire(refresh_button, lambda *args: refresh(ctx, *args), [table, plot, status])
+    return controls.wire(ctx, refresh_button, lambda *args: refresh(ctx, *args), [table, plot, status])

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from llmobs import analytics
 from llmobs.ui import charts
 from llmobs.ui.filters import filter_controls
+from llmobs.ui.health import listen
 from llmobs.ui.state import AppContext, bucket_for, build_filters
 
 METRICS = ["requests", "errors", "error_rate", "latency_p50", "latency_p95", "latency_p99", "tokens", "cost"]
@@ -62,8 +63,6 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     def fn(*args: str) -> tuple[Any, ...]:
         return refresh(ctx, *args)
 
-    for trigger in (refresh_button.click, timer.tick, controls.range.change,
-                    *(b.submit for b in controls.inputs()[1:])):
-        trigger(fn, inputs, outputs)
-    auto.change(lambda on: gr.Timer(active=bool(on) and period > 0), [auto], [timer])
+    listen(ctx, [refresh_button.click, timer.tick, *controls.triggers()], fn, inputs, outputs)
+    listen(ctx, auto.change, lambda on: gr.Timer(active=bool(on) and period > 0), [auto], [timer])
     return fn, inputs, outputs

@@ -12,6 +12,7 @@ import llmobs
 from llmobs.analytics import HUMAN_RATING, HUMAN_THUMBS, score_agreement
 from llmobs.analytics.traces import review_queue
 from llmobs.ui.format import as_text, cell, fmt_int, fmt_pct, fmt_score
+from llmobs.ui.health import listen
 from llmobs.ui.state import RANGES, AppContext, build_filters
 
 RATING_NAME = HUMAN_RATING
@@ -122,9 +123,10 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
         author = getattr(request, "username", None) if request is not None else None
         return (*submit_review(ctx, sid, tid, r, th, c, author), None, None, "")
 
-    submit.click(on_submit, [span_id, trace_id, rating, thumbs, comment],
-                 [*item_outputs, rating, thumbs, comment]).then(load_agreement, agree_inputs, agree_outputs)
-    skip.click(reload_queue, [], item_outputs)
-    for trigger in (agree_refresh.click, agree_range.change, agree_model.submit):
-        trigger(load_agreement, agree_inputs, agree_outputs)
+    submitted = listen(ctx, submit.click, on_submit, [span_id, trace_id, rating, thumbs, comment],
+                       [*item_outputs, rating, thumbs, comment])
+    listen(ctx, submitted.then, load_agreement, agree_inputs, agree_outputs)
+    listen(ctx, skip.click, reload_queue, [], item_outputs)
+    listen(ctx, [agree_refresh.click, agree_range.change, agree_model.submit], load_agreement, agree_inputs,
+           agree_outputs)
     return load, agree_inputs, [*item_outputs, *agree_outputs]

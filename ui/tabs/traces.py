@@ -12,8 +12,10 @@ from llmobs.analytics.traces import list_traces, trace_spans
 from llmobs.ui import charts
 from llmobs.ui.filters import filter_controls
 from llmobs.ui.format import as_text, cell, fmt_int, fmt_ms, fmt_usd
-from llmobs.ui.state import AppContext, build_filters
+from llmobs.ui.health import listen
+from llmobs.ui.state import AppContext, TraceLink, build_filters
 
+TAB_ID = "tab-traces"
 PAGE_SIZE = 25
 LIST_HEADERS = ["Trace id", "Name", "User", "Start", "Duration", "Status", "Tokens", "Cost"]
 TREE_HEADERS = ["Span", "Kind", "Start offset", "Duration", "Status", "Model", "Tokens", "Cost", "Span id"]
@@ -91,6 +93,24 @@ def selected_cell(evt: gr.SelectData, rows: Any, column: int) -> str:
         return ""
 
 
+def open_on_select(ctx: AppContext, table: gr.Dataframe, column: int, *, switch_tab: bool = False) -> None:
+    """Clicking a row of ``table`` opens the trace whose id is in ``column`` in the Traces tab, selecting that tab
+    first when ``switch_tab`` (for links from other tabs)."""
+    link = ctx.shared.trace_link
+    if link is None:
+        raise RuntimeError("llmobs.ui: the Traces tab must be built before a tab that links to it")
+    tabs = [ctx.shared.tabs] if switch_tab and ctx.shared.tabs is not None else []
+
+    def pick(evt: gr.SelectData, rows: Any) -> Any:
+        trace_id = selected_cell(evt, rows, column)
+        if not tabs:
+            return trace_id
+        return (trace_id, gr.Tabs(selected=link.tab_id)) if trace_id else (gr.skip(), gr.skip())
+
+    chosen = listen(ctx, table.select, pick, [table], [link.trace_id, *tabs])
+    listen(ctx, chosen.then, link.open, [link.trace_id], link.outputs)
+
+
 def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     """Render the tab; returns (load fn, inputs, outputs) for the page-load event."""
     controls = filter_controls("traces")
@@ -130,20 +150,15 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
         rows, fig, pick, detail, message = open_trace(ctx, tid)
         return (rows, fig, pick, *detail, message)
 
-    def select_fn(evt: gr.SelectData, rows: Any) -> str:
-        return selected_cell(evt, rows, 0)
-
     def tree_select_fn(evt: gr.SelectData, rows: Any, tid: str) -> tuple[Any, ...]:
         sid = selected_cell(evt, rows, len(TREE_HEADERS) - 1)
         return (gr.update(value=sid or None), *show_span(ctx, tid, sid))
 
-    for trigger in (go_button.click, search.submit, page.submit, controls.range.change,
-                    *(b.submit for b in controls.inputs()[1:])):
-        trigger(list_fn, inputs, outputs)
+    listen(ctx, [go_button.click, search.submit, page.submit, *controls.triggers()], list_fn, inputs, outputs)
     open_outputs = [tree, waterfall, span_pick, *details, trace_status]
-    table.select(select_fn, [table], [trace_id]).then(open_fn, [trace_id], open_outputs)
-    open_button.click(open_fn, [trace_id], open_outputs)
-    trace_id.submit(open_fn, [trace_id], open_outputs)
-    tree.select(tree_select_fn, [tree, trace_id], [span_pick, *details])
-    span_pick.input(lambda tid, sid: show_span(ctx, tid, sid), [trace_id, span_pick], details)
+    ctx.shared.trace_link = TraceLink(trace_id, open_fn, open_outputs, TAB_ID)
+    open_on_select(ctx, table, 0)
+    listen(ctx, [open_button.click, trace_id.submit], open_fn, [trace_id], open_outputs)
+    listen(ctx, tree.select, tree_select_fn, [tree, trace_id], [span_pick, *details])
+    listen(ctx, span_pick.input, lambda tid, sid: show_span(ctx, tid, sid), [trace_id, span_pick], details)
     return list_fn, inputs, outputs

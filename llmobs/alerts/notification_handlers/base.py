@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from llmobs.alerts.notification import Notification, utcnow
 
@@ -18,6 +18,7 @@ logger = logging.getLogger("llmobs.alerts")
 STATUSES: tuple[str, ...] = ("sent", "failed", "disabled")
 MASK = "****"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@#-]{0,63}$")
+_PLAIN_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,12}$")
 
 
 class ChannelConfigError(ValueError):
@@ -81,13 +82,27 @@ def _check_number(owner: str, name: str, value: Any, *, minimum: float, allowed:
 
 # --- secrets --------------------------------------------------------------------------------------------------------
 
+def _shown_segments(segments: list[str]) -> list[str]:
+    """The leading path segments a masked URL may show: at most two, never more than half, and only short plain
+    words (a token such as ``bot123456:AAE...`` in the first segment stops the run)."""
+    shown: list[str] = []
+    for segment in segments[:min(2, len(segments) // 2)]:
+        if not _PLAIN_SEGMENT_RE.match(segment):
+            break
+        shown.append(segment)
+    return shown
+
+
 def mask_url(url: str) -> str:
-    """Keep scheme, host, port and at most the first two path segments (never more than half of them).
+    """Keep scheme, host, port and at most the first two path segments (never more than half of them, and only
+    short plain words).
 
     >>> mask_url("https://hooks.slack.com/services/T000/B000/XXXX")
     'https://hooks.slack.com/services/T000/****'
     >>> mask_url("https://user:pw@example.com/hook?token=abc")
     'https://example.com/****'
+    >>> mask_url("https://api.telegram.org/bot123456:AAE-secret/sendMessage")
+    'https://api.telegram.org/****'
     """
     try:
         parts = urlsplit(url)
@@ -97,25 +112,26 @@ def mask_url(url: str) -> str:
         return MASK
     if not parts.scheme or not host:
         return MASK
-    segments = [s for s in parts.path.split("/") if s]
-    keep = segments[:min(2, len(segments) // 2)]
+    keep = _shown_segments([s for s in parts.path.split("/") if s])
     return f"{parts.scheme}://{host}{port}/" + "".join(s + "/" for s in keep) + MASK
 
 
 def url_secrets(url: str) -> list[str]:
-    """Pieces of a URL that must never be shown: the whole URL, its secret path tail, query and password."""
+    """Pieces of a URL that must never be shown: the whole URL, its secret path tail, query (and each value in it)
+    and password."""
     found = [url]
     try:
         parts = urlsplit(url)
     except ValueError:
         return found
     segments = [s for s in parts.path.split("/") if s]
-    tail = segments[min(2, len(segments) // 2):]
+    tail = segments[len(_shown_segments(segments)):]
     if tail:
         found.append("/".join(tail))
         found.extend(s for s in tail if len(s) >= 6)
     if parts.query:
         found.append(parts.query)
+        found.extend(value for _, value in parse_qsl(parts.query) if len(value) >= 6)
     if parts.password:
         found.append(parts.password)
     return found
@@ -225,6 +241,14 @@ class Notifier(ABC):
         """Channel name, type and settings with secrets masked, for the dashboard and logs."""
         return {"name": self.name, "type": self.channel_type, **self._describe_config()}
 
+    def mask(self, text: str) -> str:
+        """``text`` with this channel's secrets masked (URLs by their masked form), e.g. before showing it.
+
+        >>> WebhookNotifier(WebhookConfig(url="https://h.example/hook/T0KEN123")).mask("POST /hook/T0KEN123")  # doctest: +SKIP
+        'POST /hook/****'
+        """
+        return scrub(text, self._secrets())
+
     @abstractmethod
     def _deliver(self, notification: Notification) -> DeliveryResult:
         """Do the channel-specific delivery with retries."""
@@ -240,7 +264,7 @@ class Notifier(ABC):
     def _result(self, status: str, attempts: int, *, error: str | None = None,
                 http_status: int | None = None) -> DeliveryResult:
         """Build a DeliveryResult for this channel, masking secrets in ``error``."""
-        shown = scrub(error, self._secrets())[:1000] if error else None
+        shown = self.mask(error)[:1000] if error else None
         return DeliveryResult(channel=self.name, channel_type=self.channel_type, status=status, attempts=attempts,
                               error=shown, sent_at=utcnow() if status == "sent" else None, http_status=http_status)
 

@@ -66,10 +66,11 @@ def _serve_demo(port: int) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print a short summary of what is stored."""
     from llmobs import analytics, get_settings
+    from llmobs.store.db import display_url
 
     _configure(args)
     summary = analytics.storage_summary()
-    print(f"database: {_mask_url(get_settings().database_url)}")
+    print(f"database: {display_url(get_settings().database_url)}")
     print(f"traces: {summary['traces']}   spans: {summary['spans']}   errors: {summary['errors']}   "
           f"users: {summary['users']}")
     if summary["first_span"] is not None:
@@ -212,15 +213,6 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def _format_from_name(out: str | None) -> str:
     suffix = Path(out).suffix.lower().lstrip(".") if out else ""
     return suffix if suffix in ("csv", "json", "jsonl") else "csv"
-
-
-def _mask_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for display
-        return "<unparsable url>"
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ _engines: dict[str, Engine] = {}
 _schema_ready: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 _lock = threading.Lock()
 # SQLite reports bad SQL and a missing file alike as OperationalError; only these messages mean "cannot reach it".
+_PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                    "keepalives_count": 3}
 _SQLITE_UNREACHABLE = ("unable to open database", "disk i/o error", "database is locked", "file is not a database")
 
 
@@ -58,6 +60,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         options["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         options["pool_pre_ping"] = True
+        if parsed.get_driver_name() in ("psycopg", "psycopg2"):
+            # A server that drops packets (rather than refusing) must not hold the writer or a dashboard callback
+            # for the operating system's TCP timeout; the URL's own libpq parameters win.
+            options["connect_args"] = {k: v for k, v in _PG_CONNECT_ARGS.items() if k not in parsed.query}
     options.update(kwargs)
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":

@@ -10,6 +10,7 @@ import logging
 from typing import Any, Callable
 
 from llmobs.context import SpanRecord
+from llmobs.pricing import compute_cost
 from llmobs.serialize import apply_mask
 
 log = logging.getLogger("llmobs")
@@ -42,10 +43,6 @@ def price_processor(record: SpanRecord) -> SpanRecord:
     if record.cost_usd is not None or record.kind not in PRICED_KINDS or not record.model_name:
         return record
     if record.prompt_tokens is None and record.completion_tokens is None:
-        return record
-    try:
-        from llmobs.pricing import compute_cost
-    except ImportError:  # pricing extra not installed
         return record
     details = (record.metadata or {}).get("usage_details") or {}
     result = compute_cost(record.model_name, _as_int(record.prompt_tokens), _as_int(record.completion_tokens),

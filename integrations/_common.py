@@ -437,6 +437,13 @@ def plain(value: Any, special: Callable[[Any], Any] | None = None, depth: int = 
         if len(value) > MAX_ITEMS:
             items.append(f"…[{len(value) - MAX_ITEMS} more items]")
         return items
+    if isinstance(value, str):  # a str subclass (LangChain's TextAccessor): its text, as snapshot() would store it
+        try:
+            text = str(value)
+        except Exception:  # noqa: BLE001 - a broken __str__: snapshot describes the value instead
+            return snapshot(value, limit)
+        if type(text) is str:
+            return text if len(text) <= limit else truncate_text(text, limit)
     if special is not None:
         converted = special(value)
         if converted is not NOT_SPECIAL:

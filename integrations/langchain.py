@@ -32,10 +32,9 @@ from llmobs.integrations._common import (
     Usage,
     active_model_run,
     compact,
-    field,
-    fields_of,
     message_dict,
     plain,
+    reader,
     tool_call_dict,
     usage_fields,
     usage_from,
@@ -654,17 +653,18 @@ def _llm_outcome(response: Any, span: SpanRecord) -> tuple[Any, dict[str, Any]]:
     outputs: list[Any] = []
     usage: Usage | None = None
     model = finish = response_id = None
-    for batch in _fields(response).get("generations") or ():
+    get = reader(response)  # LangChain's results and messages are pydantic models: their fields, no getattr
+    for batch in get("generations") or ():
         for generation in batch or ():
-            gen = _fields(generation)
-            message = gen.get("message")
-            info = gen.get("generation_info") or {}
+            get_generation = reader(generation)
+            message = get_generation("message")
+            info = get_generation("generation_info") or {}
             if message is not None:
                 outputs.append(_message(message))
-                msg = _fields(message)
+                get_message = reader(message)
                 if usage is None:
-                    usage = _usage(msg.get("usage_metadata"))
-                meta = msg.get("response_metadata") or {}
+                    usage = _usage(get_message("usage_metadata"))
+                meta = get_message("response_metadata") or {}
                 if meta:
                     model = model or meta.get("model_name") or meta.get("model") or meta.get("model_id")
                     finish = finish or meta.get("finish_reason") or meta.get("stop_reason") \
@@ -673,13 +673,13 @@ def _llm_outcome(response: Any, span: SpanRecord) -> tuple[Any, dict[str, Any]]:
                     if usage is None:
                         usage = _usage(meta.get("token_usage") or meta.get("usage"))
             else:
-                outputs.append(_plain(gen.get("text")))
+                outputs.append(_plain(get_generation("text")))
             if info and (type(info) is dict or isinstance(info, Mapping)):
                 model = model or info.get("model_name") or info.get("model")
                 finish = finish or info.get("finish_reason") or info.get("stop_reason")
                 if usage is None:
                     usage = _usage(info.get("token_usage") or info.get("usage"))
-    llm_output = _fields(response).get("llm_output")
+    llm_output = get("llm_output")
     if llm_output and (type(llm_output) is dict or isinstance(llm_output, Mapping)):
         if usage is None:
             usage = _usage(llm_output.get("token_usage") or llm_output.get("usage"))
@@ -705,24 +705,6 @@ def _llm_outcome(response: Any, span: SpanRecord) -> tuple[Any, dict[str, Any]]:
 
 def _usage(block: Any) -> Usage | None:
     return None if block is None else usage_from(block)
-
-
-class _Attributes:
-    """``.get(name)`` over any object's attributes, for the rare output object that is not a pydantic model."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-    def get(self, name: str) -> Any:
-        return field(self.obj, name)
-
-
-def _fields(obj: Any) -> Mapping[str, Any]:
-    """The fields of a LangChain result object (a pydantic model: its field dict, no copy) to read with ``.get``."""
-    values = fields_of(obj)
-    return values if type(values) is dict else _Attributes(obj)  # type: ignore[return-value]
 
 
 # --- every run, without passing callbacks --------------------------------------------------------------------------

@@ -497,8 +497,12 @@ def _finish(run: _Run, output: Any = None, *, error: BaseException | None = None
 
 
 def _add_metadata(span: SpanRecord, meta: dict[str, Any]) -> None:
-    """Merge plain ``meta`` into the span's metadata (later keys win), as ``span.update(metadata=...)`` would."""
-    span.metadata = {**span.metadata, **meta} if span.metadata else meta
+    """Merge plain ``meta`` into the span's metadata (later keys win), as ``span.update(metadata=...)`` would. The
+    span's metadata dict is always one this module (or the OpenAI hand-off) made for it, so it is updated in place."""
+    if span.metadata:
+        span.metadata.update(meta)
+    else:
+        span.metadata = meta
 
 
 def _set_input(span: SpanRecord, value: Any) -> None:

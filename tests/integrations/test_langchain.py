@@ -507,6 +507,29 @@ def test_capture_switches_keep_inputs_and_outputs_out_but_tokens_model_and_metad
     assert ret["metadata"]["documents"] == 1
 
 
+def test_a_long_parser_output_is_stored_as_text_cut_like_the_same_plain_string(
+        store: Store, handler: LLMObsCallbackHandler) -> None:
+    """StrOutputParser returns a str subclass (TextAccessor): stored as its text, cut at max_field_chars with the
+    same marker as the plain string an @observe function returns."""
+    llmobs.configure(max_field_chars=64)
+    answer = "owls " * 40
+    chain = PROMPT | FakeListChatModel(responses=[answer]) | StrOutputParser()
+    result = chain.invoke({"topic": "owls"}, config=cfg(handler))
+    assert type(result) is not str and result == answer
+
+    @llmobs.observe(name="plain_text")
+    def plain_text() -> str:
+        return str(answer)
+
+    plain_text()
+    rows = store.spans()
+    [expected] = by_name(rows, "plain_text")
+    assert "truncated" in expected["output"] and len(loads(expected["output"])) < len(answer)
+    for name in ("StrOutputParser", "RunnableSequence"):
+        [row] = by_name(rows, name)
+        assert row["output"] == expected["output"]
+
+
 # --- instrument() --------------------------------------------------------------------------------------------------
 
 def test_instrument_records_runs_without_callbacks_also_in_new_threads(

@@ -92,15 +92,6 @@ def fields_of(obj: Any) -> Any:
     return obj
 
 
-def first_field(obj: Any, *names: str) -> Any:
-    """The first of ``names`` that is present (not None) on ``obj``."""
-    for name in names:
-        value = field(obj, name)
-        if value is not None:
-            return value
-    return None
-
-
 def as_count(value: Any) -> int | None:
     """A token count as a non-negative int, or None for anything else (bools, negatives, text, NaN)."""
     if isinstance(value, bool):
@@ -109,17 +100,6 @@ def as_count(value: Any) -> int | None:
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    return None
-
-
-def first_count(obj: Any, *names: str) -> int | None:
-    """The first of ``names`` on ``obj`` that is a valid token count."""
-    if obj is None:
-        return None
-    for name in names:
-        value = as_count(field(obj, name))
-        if value is not None:
-            return value
     return None
 
 
@@ -161,6 +141,46 @@ class Usage:
         return f"Usage(prompt={self.prompt}, completion={self.completion}, total={self.total}, cached={self.cached})"
 
 
+def reader(obj: Any) -> Callable[[str], Any]:
+    """``get(name)`` for ``obj``: the bound ``dict.get`` of a dict or a pydantic model's fields (one C call per
+    lookup), else ``field(obj, name)``. For reading many names of one object in a row.
+    """
+    values = fields_of(obj)
+    if type(values) is dict:
+        return values.get
+    return lambda name: field(obj, name)
+
+
+def _count(get: Callable[[str], Any], names: tuple[str, ...]) -> int | None:
+    """The first of ``names`` that is a valid token count, read through ``get`` (a ``reader``)."""
+    for name in names:
+        value = get(name)
+        if value is not None:
+            value = value if type(value) is int and value >= 0 else as_count(value)
+            if value is not None:
+                return value
+    return None
+
+
+def _first(get: Callable[[str], Any], names: tuple[str, ...]) -> Any:
+    """The first of ``names`` that is present (not None), read through ``get`` (a ``reader``)."""
+    for name in names:
+        value = get(name)
+        if value is not None:
+            return value
+    return None
+
+
+_PROMPT = ("prompt_tokens", "input_tokens", "prompt_token_count")
+_COMPLETION = ("completion_tokens", "output_tokens", "candidates_token_count")
+_TOTAL = ("total_tokens", "total_token_count")
+_DETAILS_IN = ("prompt_tokens_details", "input_tokens_details", "input_token_details")
+_DETAILS_OUT = ("completion_tokens_details", "output_tokens_details", "output_token_details")
+_CACHED = ("cached_tokens", "cache_read")
+_CACHE_CREATION = ("cache_creation", "cache_write_tokens", "cache_creation_tokens")
+_REASONING = ("reasoning_tokens", "reasoning")
+
+
 def usage_from(obj: Any) -> Usage | None:
     """Normalise a usage block from any provider shape; None when it carries no token count.
 
@@ -174,21 +194,23 @@ def usage_from(obj: Any) -> Usage | None:
     if obj is None:
         return None
     try:
-        obj = fields_of(obj)
-        prompt = first_count(obj, "prompt_tokens", "input_tokens", "prompt_token_count")
-        completion = first_count(obj, "completion_tokens", "output_tokens", "candidates_token_count")
-        total = first_count(obj, "total_tokens", "total_token_count")
+        get = reader(obj)
+        prompt = _count(get, _PROMPT)
+        completion = _count(get, _COMPLETION)
+        total = _count(get, _TOTAL)
         if prompt is None and completion is None and total is None:
             return None
-        details_in = fields_of(first_field(obj, "prompt_tokens_details", "input_tokens_details",
-                                           "input_token_details"))
-        details_out = fields_of(first_field(obj, "completion_tokens_details", "output_tokens_details",
-                                            "output_token_details"))
-        cached = first_count(details_in, "cached_tokens", "cache_read")
-        cache_creation = first_count(details_in, "cache_creation", "cache_write_tokens", "cache_creation_tokens")
-        reasoning = first_count(details_out, "reasoning_tokens", "reasoning")
-        anthropic_read = as_count(field(obj, "cache_read_input_tokens"))
-        anthropic_write = as_count(field(obj, "cache_creation_input_tokens"))
+        details_in = _first(get, _DETAILS_IN)
+        cached = cache_creation = reasoning = None
+        if details_in is not None:
+            get_in = reader(details_in)
+            cached = _count(get_in, _CACHED)
+            cache_creation = _count(get_in, _CACHE_CREATION)
+        details_out = _first(get, _DETAILS_OUT)
+        if details_out is not None:
+            reasoning = _count(reader(details_out), _REASONING)
+        anthropic_read = as_count(get("cache_read_input_tokens"))
+        anthropic_write = as_count(get("cache_creation_input_tokens"))
         if anthropic_read is not None or anthropic_write is not None:
             # Anthropic's input_tokens excludes cache reads and writes; llmobs counts them inside prompt tokens.
             prompt = (prompt or 0) + (anthropic_read or 0) + (anthropic_write or 0)
@@ -196,9 +218,9 @@ def usage_from(obj: Any) -> Usage | None:
             cache_creation = anthropic_write if cache_creation is None else cache_creation
             total = None
         if cached is None:
-            cached = as_count(field(obj, "cached_content_token_count"))
+            cached = as_count(get("cached_content_token_count"))
         if reasoning is None:
-            reasoning = as_count(field(obj, "thoughts_token_count"))
+            reasoning = as_count(get("thoughts_token_count"))
         return Usage(prompt, completion, total, cached, reasoning, cache_creation)
     except Exception:  # noqa: BLE001 - an odd usage block is recorded as no usage
         log.debug("llmobs: could not read usage from %r", type(obj).__name__, exc_info=True)
@@ -259,18 +281,25 @@ def content_text(content: Any) -> str:
 
 def tool_call_dict(call: Any) -> dict[str, Any]:
     """One tool call as ``{"id", "name", "arguments"}`` from OpenAI objects/dicts or LangChain tool calls."""
-    function = field(call, "function") or field(call, "custom")
+    get = reader(call)
+    function = get("function") or get("custom")
     if function is not None:
-        name = field(function, "name")
-        arguments = first_field(function, "arguments", "input")
+        get_function = reader(function)
+        name = get_function("name")
+        arguments = _first(get_function, _ARGUMENTS_OPENAI)
     else:
-        name = field(call, "name")
-        arguments = first_field(call, "args", "arguments", "input")
-    out: dict[str, Any] = {"id": first_field(call, "id", "call_id"), "name": name, "arguments": arguments}
-    kind = field(call, "type")
+        name = get("name")
+        arguments = _first(get, _ARGUMENTS)
+    out: dict[str, Any] = {"id": _first(get, _CALL_ID), "name": name, "arguments": arguments}
+    kind = get("type")
     if kind is not None and kind not in ("function", "tool_call"):
         out["type"] = kind
     return out
+
+
+_ARGUMENTS_OPENAI = ("arguments", "input")
+_ARGUMENTS = ("args", "arguments", "input")
+_CALL_ID = ("id", "call_id")
 
 
 def message_dict(message: Any) -> Any:
@@ -437,6 +466,13 @@ def plain(value: Any, special: Callable[[Any], Any] | None = None, depth: int = 
         if len(value) > MAX_ITEMS:
             items.append(f"…[{len(value) - MAX_ITEMS} more items]")
         return items
+    if isinstance(value, str):  # a str subclass (LangChain's TextAccessor): its text, as snapshot() would store it
+        try:
+            text = str(value)
+        except Exception:  # noqa: BLE001 - a broken __str__: snapshot describes the value instead
+            return snapshot(value, limit)
+        if type(text) is str:
+            return text if len(text) <= limit else truncate_text(text, limit)
     if special is not None:
         converted = special(value)
         if converted is not NOT_SPECIAL:

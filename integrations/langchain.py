@@ -34,6 +34,7 @@ from llmobs.integrations._common import (
     compact,
     message_dict,
     plain,
+    reader,
     tool_call_dict,
     usage_fields,
     usage_from,
@@ -54,15 +55,19 @@ _LS_PARAMS = {"ls_temperature": "temperature", "ls_max_tokens": "max_tokens", "l
 class _Run:
     """One LangChain run while it is open: its span and what must be restored when it ends."""
 
-    __slots__ = ("span", "span_token", "previous", "model_token", "actions", "retries")
+    __slots__ = ("span", "recorded", "span_token", "previous", "model_token", "actions", "retries")
 
     def __init__(self, span: SpanRecord) -> None:
         self.span = span
+        self.recorded = span.__class__ is not NoopSpan  # False: llmobs is off for this trace, nothing to build
         self.span_token: contextvars.Token[SpanRecord | None] | None = None
         self.previous: SpanRecord | None = None
         self.model_token: contextvars.Token[ActiveModelRun | None] | None = None
         self.actions: list[dict[str, Any]] | None = None
         self.retries: list[str] | None = None
+
+
+_IGNORE_FLAGS = ("ignore_llm", "ignore_chat_model", "ignore_chain", "ignore_agent", "ignore_retriever", "ignore_retry")
 
 
 def _failed(callback: str) -> None:
@@ -108,8 +113,8 @@ def __getattr__(name: str) -> Any:
 class _HandlerMixin:
     """Records LangChain runs (chains, chat models, LLMs, tools, retrievers, agents) as llmobs spans.
 
-    One handler may serve many concurrent runs (``batch``, ``abatch``, threads): open runs live in a locked map
-    keyed by ``run_id`` and are removed when they end.
+    One handler may serve many concurrent runs (``batch``, ``abatch``, threads): open runs live in a map keyed by
+    ``run_id`` (each step is one atomic get, set or pop of a run's own key) and are removed when they end.
 
     >>> handler = LLMObsCallbackHandler()                                       # doctest: +SKIP
     >>> chain.invoke({"topic": "owls"}, config={"callbacks": [handler]})      # doctest: +SKIP
@@ -118,47 +123,21 @@ class _HandlerMixin:
     run_inline = True  # called in the caller's context, also in async runs (see docs/integrations_langchain.md)
     raise_error = False
 
+    # Which events LangChain sends us. Plain attributes rather than properties: langchain-core reads one per event.
+    # All True while the handler is disabled (``uninstrument()``); custom events are never recorded.
+    ignore_llm = ignore_chat_model = ignore_chain = ignore_agent = ignore_retriever = ignore_retry = False
+    ignore_custom_event = True
+
     def __init__(self) -> None:
         super().__init__()
-        self._runs: dict[UUID, _Run] = {}
-        self._lock = threading.Lock()
+        self._runs: dict[UUID, _Run] = {}  # one get/set/pop per step: atomic, no lock needed
         self._enabled = True
 
-    # -- which events LangChain sends us ---------------------------------------------------------------------------
-    @property
-    def ignore_llm(self) -> bool:
-        """Skip LLM events while disabled."""
-        return not self._enabled
-
-    @property
-    def ignore_chat_model(self) -> bool:
-        """Skip chat model events while disabled."""
-        return not self._enabled
-
-    @property
-    def ignore_chain(self) -> bool:
-        """Skip chain events while disabled."""
-        return not self._enabled
-
-    @property
-    def ignore_agent(self) -> bool:
-        """Skip agent and tool events while disabled."""
-        return not self._enabled
-
-    @property
-    def ignore_retriever(self) -> bool:
-        """Skip retriever events while disabled."""
-        return not self._enabled
-
-    @property
-    def ignore_retry(self) -> bool:
-        """Skip retry events while disabled."""
-        return not self._enabled
-
-    @property
-    def ignore_custom_event(self) -> bool:
-        """Custom events are not recorded."""
-        return True
+    def _set_enabled(self, enabled: bool) -> None:
+        """Receive every event we record (True) or none at all (False)."""
+        self._enabled = enabled
+        for flag in _IGNORE_FLAGS:
+            setattr(self, flag, not enabled)
 
     @property
     def open_runs(self) -> int:
@@ -172,14 +151,18 @@ class _HandlerMixin:
         """Open a ``chain`` span (``agent`` when the run is named like one)."""
         try:
             name = _run_name(serialized, kwargs, "chain")
-            kind = "agent" if "agent" in name.lower() else "chain"
+            span = self._open(run_id, parent_run_id, name, "agent" if "agent" in name.lower() else "chain")
+            if span is None:
+                return
             meta = _run_metadata(tags, metadata, parent_run_id)
             run_type = kwargs.get("run_type")
             if run_type:
                 meta["run_type"] = run_type
-            if inputs == _DEFERRED_INPUT:
-                inputs = None  # a streamed run learns its input only at the end (see on_chain_end)
-            self._start(run_id, parent_run_id, name, kind, _plain(inputs), meta)
+            if meta:
+                span.metadata = meta
+            if inputs is not None and rt.capture_input and not _deferred(inputs):
+                # (a streamed run learns its input only at the end, see on_chain_end)
+                _set_input(span, _plain(inputs))
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_chain_start")
 
@@ -187,9 +170,17 @@ class _HandlerMixin:
                      **kwargs: Any) -> None:
         """End the chain span with its outputs (and its final inputs, which streamed runs only know now)."""
         try:
-            inputs = kwargs.get("inputs")
-            final_input = _plain(inputs) if inputs is not None and inputs != _DEFERRED_INPUT else None
-            self._end(run_id, _plain(outputs), input_=final_input)
+            run = self._close(run_id)
+            if run is None:
+                return
+            output = final_input = None
+            if run.recorded:
+                inputs = kwargs.get("inputs")
+                if inputs is not None and rt.capture_input and not _deferred(inputs):
+                    final_input = _plain(inputs)
+                if rt.capture_output:
+                    output = _plain(outputs)
+            _finish(run, output, input_=final_input)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_chain_end")
 
@@ -197,7 +188,9 @@ class _HandlerMixin:
                        **kwargs: Any) -> None:
         """End the chain span as failed (a stream left early is not a failure)."""
         try:
-            self._end(run_id, error=error)
+            run = self._close(run_id)
+            if run is not None:
+                _finish(run, error=error)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_chain_error")
 
@@ -206,7 +199,7 @@ class _HandlerMixin:
         """Mark the run as an ``agent`` and note the tool it chose."""
         try:
             run = self._runs.get(run_id)
-            if run is None:
+            if run is None or not run.recorded:
                 return
             run.span.kind = "agent"
             if run.actions is None:
@@ -223,10 +216,10 @@ class _HandlerMixin:
         """Mark the run as an ``agent`` and note its final answer."""
         try:
             run = self._runs.get(run_id)
-            if run is None:
+            if run is None or not run.recorded:
                 return
             run.span.kind = "agent"
-            run.span.update(metadata={"agent_finish": _plain(getattr(finish, "return_values", None))})
+            _add_metadata(run.span, {"agent_finish": _plain(getattr(finish, "return_values", None))})
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_agent_finish")
 
@@ -235,7 +228,7 @@ class _HandlerMixin:
         """Count a retry of the run and keep the error that caused it."""
         try:
             run = self._runs.get(run_id)
-            if run is None:
+            if run is None or not run.recorded:
                 return
             if run.retries is None:
                 run.retries = []
@@ -253,9 +246,11 @@ class _HandlerMixin:
                             metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Open a ``generation`` span for a chat model call, with the messages it was given."""
         try:
-            batch = [[_message(m) for m in group] for group in messages or ()]
-            self._start_model(run_id, parent_run_id, _run_name(serialized, kwargs, "chat_model"),
-                              batch[0] if len(batch) == 1 else batch, tags, metadata, kwargs)
+            span = self._open_model(run_id, parent_run_id, _run_name(serialized, kwargs, "chat_model"), tags,
+                                    metadata, kwargs)
+            if span is not None and rt.capture_input:
+                batch = [[_message(m) for m in group] for group in messages or ()]
+                span.input = batch[0] if len(batch) == 1 else batch
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_chat_model_start")
 
@@ -264,9 +259,11 @@ class _HandlerMixin:
                      metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Open a ``generation`` span for a text-completion LLM call."""
         try:
-            prompts = [_plain(p) for p in prompts or ()]
-            self._start_model(run_id, parent_run_id, _run_name(serialized, kwargs, "llm"),
-                              prompts[0] if len(prompts) == 1 else prompts, tags, metadata, kwargs)
+            span = self._open_model(run_id, parent_run_id, _run_name(serialized, kwargs, "llm"), tags, metadata,
+                                    kwargs)
+            if span is not None and rt.capture_input:
+                texts = [_plain(p) for p in prompts or ()]
+                span.input = texts[0] if len(texts) == 1 else texts
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_llm_start")
 
@@ -275,7 +272,7 @@ class _HandlerMixin:
         """Stamp the time to first token on the first token (or tool-call chunk) of a streamed call."""
         try:
             run = self._runs.get(run_id)
-            if run is None or run.span.time_to_first_token_ms is not None or isinstance(run.span, NoopSpan):
+            if run is None or not run.recorded or run.span.time_to_first_token_ms is not None:
                 return
             if token or getattr(getattr(chunk, "message", None), "tool_call_chunks", None):
                 run.span.time_to_first_token_ms = (perf_ns() - run.span.perf_start) / 1e6
@@ -286,11 +283,14 @@ class _HandlerMixin:
                    **kwargs: Any) -> None:
         """End the generation span with the output message, model name, finish reason and usage."""
         try:
-            run = self._runs.get(run_id)
+            run = self._close(run_id)
             if run is None:
                 return
-            output, fields = _llm_outcome(response, run.span)
-            self._end(run_id, output, **fields)
+            if run.recorded:
+                output, fields = _llm_outcome(response, run.span)
+                _finish(run, output, fields=fields)
+            else:
+                _finish(run)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_llm_end")
 
@@ -298,15 +298,15 @@ class _HandlerMixin:
                      **kwargs: Any) -> None:
         """End the generation span as failed, keeping any partial output LangChain passes along."""
         try:
-            run = self._runs.get(run_id)
+            run = self._close(run_id)
             if run is None:
                 return
             partial = kwargs.get("response")
-            if partial is not None and isinstance(error, GeneratorExit):
+            if partial is not None and isinstance(error, GeneratorExit) and run.recorded:
                 output, fields = _llm_outcome(partial, run.span)
-                self._end(run_id, output, error=error, **fields)
+                _finish(run, output, error=error, fields=fields)
             else:
-                self._end(run_id, error=error)
+                _finish(run, error=error)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_llm_error")
 
@@ -317,12 +317,18 @@ class _HandlerMixin:
                       **kwargs: Any) -> None:
         """Open a ``tool`` span; in sync runs it is made current, so spans opened inside the tool nest under it."""
         try:
+            span = self._open(run_id, parent_run_id, _run_name(serialized, kwargs, "tool"), "tool",
+                              make_current=True)
+            if span is None:
+                return
             meta = _run_metadata(tags, metadata, parent_run_id)
             tool_call_id = kwargs.get("tool_call_id")
             if tool_call_id:
                 meta["tool_call_id"] = tool_call_id
-            self._start(run_id, parent_run_id, _run_name(serialized, kwargs, "tool"), "tool",
-                        _plain(inputs if inputs is not None else input_str), meta, make_current=True)
+            if meta:
+                span.metadata = meta
+            if rt.capture_input:
+                _set_input(span, _plain(inputs if inputs is not None else input_str))
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_tool_start")
 
@@ -330,7 +336,9 @@ class _HandlerMixin:
                     **kwargs: Any) -> None:
         """End the tool span with what the tool returned."""
         try:
-            self._end(run_id, _plain(output))
+            run = self._close(run_id)
+            if run is not None:
+                _finish(run, _plain(output) if run.recorded and rt.capture_output else None)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_tool_end")
 
@@ -338,7 +346,9 @@ class _HandlerMixin:
                       **kwargs: Any) -> None:
         """End the tool span as failed."""
         try:
-            self._end(run_id, error=error)
+            run = self._close(run_id)
+            if run is not None:
+                _finish(run, error=error)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_tool_error")
 
@@ -347,8 +357,15 @@ class _HandlerMixin:
                            metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Open a ``retriever`` span for the query (made current in sync runs)."""
         try:
-            self._start(run_id, parent_run_id, _run_name(serialized, kwargs, "retriever"), "retriever", _plain(query),
-                        _run_metadata(tags, metadata, parent_run_id), make_current=True)
+            span = self._open(run_id, parent_run_id, _run_name(serialized, kwargs, "retriever"), "retriever",
+                              make_current=True)
+            if span is None:
+                return
+            meta = _run_metadata(tags, metadata, parent_run_id)
+            if meta:
+                span.metadata = meta
+            if rt.capture_input:
+                _set_input(span, _plain(query))
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_retriever_start")
 
@@ -356,8 +373,14 @@ class _HandlerMixin:
                          **kwargs: Any) -> None:
         """End the retriever span with the documents found."""
         try:
-            docs = list(documents or ())
-            self._end(run_id, _plain(docs), metadata={"documents": len(docs)})
+            run = self._close(run_id)
+            if run is None:
+                return
+            if run.recorded:
+                docs = list(documents or ())
+                _finish(run, _plain(docs) if rt.capture_output else None, metadata={"documents": len(docs)})
+            else:
+                _finish(run)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_retriever_end")
 
@@ -365,93 +388,72 @@ class _HandlerMixin:
                            **kwargs: Any) -> None:
         """End the retriever span as failed."""
         try:
-            self._end(run_id, error=error)
+            run = self._close(run_id)
+            if run is not None:
+                _finish(run, error=error)
         except Exception:  # noqa: BLE001 - boundary: never raise into LangChain
             _failed("on_retriever_error")
 
     # -- run bookkeeping -------------------------------------------------------------------------------------------
-    def _start_model(self, run_id: UUID, parent_run_id: UUID | None, name: str, input_: Any,
-                     tags: list[str] | None, metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> None:
+    def _open(self, run_id: UUID, parent_run_id: UUID | None, name: str, kind: str, *, make_current: bool = False,
+              model_run: bool = False) -> SpanRecord | None:
+        """Open the run's span and register the run; the span is returned only when it is recorded (None when
+        llmobs is off or the trace is not sampled: then the caller has nothing to build)."""
+        if not rt.enabled:
+            return None
+        parent_run = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        if parent_run is None:
+            span = start_span(name, kind, source=SOURCE)  # a root: under the current llmobs span, sampled there
+        elif parent_run.recorded:
+            span = SpanRecord(name, kind, parent_run.span.trace, parent_run.span.span_id, SOURCE)
+        else:
+            span = parent_run.span  # the trace is not sampled: neither is this run
+        run = _Run(span)
+        if make_current and run.recorded and not _loop_running():
+            run.previous = current_span.get()
+            run.span_token = current_span.set(span)
+        if model_run:
+            # One prompt per model call: the OpenAI integration may enrich this span (see ActiveModelRun).
+            run.model_token = active_model_run.set(ActiveModelRun(span))
+        self._runs[run_id] = run
+        return span if run.recorded else None
+
+    def _open_model(self, run_id: UUID, parent_run_id: UUID | None, name: str, tags: list[str] | None,
+                    metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> SpanRecord | None:
+        span = self._open(run_id, parent_run_id, name, "generation",
+                          model_run=(kwargs.get("batch_size") or 1) == 1)
+        if span is None:
+            return None
         params = kwargs.get("invocation_params") or {}
         md = metadata or {}
         request_model = params.get("model") or params.get("model_name") or md.get("ls_model_name")
-        model_parameters = {k: _plain(v) for k, v in params.items() if k not in _PARAM_SKIP and v is not None}
+        model_parameters: dict[str, Any] = {}
+        limit = rt.max_field_chars
+        for key, value in params.items():
+            if value is None or key in _PARAM_SKIP:
+                continue
+            kind = type(value)
+            model_parameters[key] = value if kind in _SCALARS or kind is str and len(value) <= limit \
+                else _plain(value)
         for ls_key, key in _LS_PARAMS.items():
             if key not in model_parameters and md.get(ls_key) is not None:
                 model_parameters[key] = md[ls_key]
         meta = _run_metadata(tags, metadata, parent_run_id)
         meta["model_parameters"] = model_parameters
         if request_model is not None:
-            meta["request_model"] = str(request_model)
+            meta["request_model"] = span.model_name = str(request_model)
+        span.metadata = meta
         provider = md.get("ls_provider") or params.get("_type")
-        run = self._start(run_id, parent_run_id, name, "generation", input_, meta,
-                          model_name=str(request_model) if request_model is not None else None,
-                          provider=str(provider) if provider is not None else None)
-        if run is not None and (kwargs.get("batch_size") or 1) == 1:
-            # One prompt per model call: the OpenAI integration may enrich this span (see ActiveModelRun).
-            run.model_token = active_model_run.set(ActiveModelRun(run.span))
+        if provider is not None:
+            span.provider = str(provider)
+        return span
 
-    def _start(self, run_id: UUID, parent_run_id: UUID | None, name: str, kind: str, input_: Any,
-               metadata: dict[str, Any], *, make_current: bool = False, model_name: str | None = None,
-               provider: str | None = None) -> _Run | None:
-        if not rt.enabled:
-            return None
-        parent = None
-        if parent_run_id is not None:
-            parent_run = self._runs.get(parent_run_id)
-            if parent_run is not None:
-                parent = parent_run.span
-        span = start_span(name, kind, source=SOURCE, parent=parent)
-        run = _Run(span)
-        if span.__class__ is not NoopSpan:
-            # Values made by _plain are fresh JSON-safe copies: stored as they are rather than snapshotted again.
-            if input_ is not None and rt.capture_input:
-                span.input = input_
-            if metadata:
-                span.metadata = metadata
-            if model_name is not None:
-                span.model_name = model_name
-            if provider is not None:
-                span.provider = provider
-            if make_current and not _loop_running():
-                run.previous = current_span.get()
-                run.span_token = current_span.set(span)
-        with self._lock:
-            self._runs[run_id] = run
-        return run
-
-    def _end(self, run_id: UUID, output: Any = None, *, error: BaseException | None = None,
-             input_: Any = None, metadata: dict[str, Any] | None = None, **fields: Any) -> None:
-        with self._lock:
-            run = self._runs.pop(run_id, None)
-        if run is None:
-            return
-        if run.model_token is not None or run.span_token is not None:
+    def _close(self, run_id: UUID) -> _Run | None:
+        """Take the run out of the map and restore what its start changed; None for a run we do not know."""
+        run = self._runs.pop(run_id, None)
+        if run is not None and (run.model_token is not None or run.span_token is not None):
             _restore(run)
-        span = run.span
-        meta = metadata
-        if run.actions or run.retries or isinstance(error, GeneratorExit):
-            meta = dict(metadata or {})
-            if run.actions:
-                meta["agent_actions"] = run.actions
-            if run.retries:
-                meta["retries"] = len(run.retries)
-                meta["retry_errors"] = run.retries[-10:]
-            if isinstance(error, GeneratorExit):
-                meta["stream_closed_early"] = True
-                error = None
-        if span.__class__ is not NoopSpan and not span.ended:
-            # Values made by _plain are fresh JSON-safe copies: stored as they are.
-            if meta:
-                span.metadata = {**span.metadata, **meta} if span.metadata else meta
-            if input_ is not None and rt.capture_input:
-                span.input = input_
-            if output is not None and error is None and rt.capture_output:
-                span.output = output
-        if fields:
-            end_span(span, error=error, **fields)
-        else:
-            end_span(span, error=error)
+        return run
 
 
 if TYPE_CHECKING:
@@ -459,6 +461,58 @@ if TYPE_CHECKING:
 
     class LLMObsCallbackHandler(_HandlerMixin, BaseCallbackHandler):
         """What ``_handler_class()`` builds at run time, spelled out for type checkers."""
+
+
+def _finish(run: _Run, output: Any = None, *, error: BaseException | None = None, input_: Any = None,
+            metadata: dict[str, Any] | None = None, fields: dict[str, Any] | None = None) -> None:
+    """End the run's span. ``output``, ``input_``, ``metadata`` and ``fields`` (span attributes, ``metadata`` merged
+    last) are fresh JSON-safe values made by this module, so they are set as they are, not validated or copied again.
+    """
+    span = run.span
+    meta = metadata
+    if run.actions or run.retries or isinstance(error, GeneratorExit):
+        meta = dict(metadata or {})
+        if run.actions:
+            meta["agent_actions"] = run.actions
+        if run.retries:
+            meta["retries"] = len(run.retries)
+            meta["retry_errors"] = run.retries[-10:]
+        if isinstance(error, GeneratorExit):
+            meta["stream_closed_early"] = True
+            error = None
+    if run.recorded and not span.ended:
+        if meta:
+            _add_metadata(span, meta)
+        if input_ is not None and rt.capture_input:
+            span.input = input_
+        if output is not None and error is None and rt.capture_output:
+            span.output = output
+        if fields:
+            for key, value in fields.items():
+                if key == "metadata":
+                    _add_metadata(span, value)
+                else:
+                    setattr(span, key, value)
+    end_span(span, error=error)
+
+
+def _add_metadata(span: SpanRecord, meta: dict[str, Any]) -> None:
+    """Merge plain ``meta`` into the span's metadata (later keys win), as ``span.update(metadata=...)`` would. The
+    span's metadata dict is always one this module (or the OpenAI hand-off) made for it, so it is updated in place."""
+    if span.metadata:
+        span.metadata.update(meta)
+    else:
+        span.metadata = meta
+
+
+def _set_input(span: SpanRecord, value: Any) -> None:
+    if value is not None:
+        span.input = value
+
+
+def _deferred(inputs: Any) -> bool:
+    """True for the placeholder input of a streamed run (its real input comes with the end event)."""
+    return isinstance(inputs, dict) and inputs == _DEFERRED_INPUT
 
 
 def _loop_running() -> bool:
@@ -492,7 +546,7 @@ def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], d
     name = kwargs.get("name")
     if isinstance(name, str) and name:
         return name
-    if isinstance(serialized, Mapping):
+    if serialized is not None and (type(serialized) is dict or isinstance(serialized, Mapping)):
         name = serialized.get("name")
         if isinstance(name, str) and name:
             return name
@@ -517,21 +571,46 @@ def _run_metadata(tags: list[str] | None, metadata: Mapping[str, Any] | None,
 
 def _plain(value: Any) -> Any:
     """A JSON-safe copy of a LangChain value: messages as role/content dicts, documents, prompt values as messages."""
-    return plain(value, _special)
+    convert = _CONVERTERS.get(value.__class__)  # a LangChain class seen before: straight to its converter
+    return plain(value, _special) if convert is None else convert(value)
 
 
 def _special(value: Any) -> Any:
     """LangChain objects as plain values, for ``plain``; NOT_SPECIAL for anything else."""
+    convert = _CONVERTERS.get(value.__class__, _UNKNOWN)
+    if convert is _UNKNOWN:
+        convert = _converter(value)
+    return NOT_SPECIAL if convert is None else convert(value)
+
+
+def _converter(value: Any) -> Any:
+    """Which of the functions below turns ``value`` into plain values (None: none does); remembered per class."""
     if isinstance(value, _LC.BaseMessage):
-        return _message(value)
-    if isinstance(value, _LC.Document):
-        return compact({"id": value.id, "page_content": _plain(value.page_content),
-                        "metadata": _plain(value.metadata) if value.metadata else None})
-    if isinstance(value, _LC.StringPromptValue):
-        return _plain(value.text)
-    if isinstance(value, _LC.PromptValue):
-        return [_message(m) for m in value.to_messages()]
-    return NOT_SPECIAL
+        convert: Any = _lc_message
+    elif isinstance(value, _LC.Document):
+        convert = _document
+    elif isinstance(value, _LC.StringPromptValue):
+        convert = _string_prompt
+    elif isinstance(value, _LC.PromptValue):
+        convert = _prompt_messages
+    else:
+        convert = None
+    if len(_CONVERTERS) < _MAX_CONVERTERS:  # bounded: classes made on the fly must not grow it forever
+        _CONVERTERS[value.__class__] = convert
+    return convert
+
+
+def _document(value: Any) -> Any:
+    return compact({"id": value.id, "page_content": _plain(value.page_content),
+                    "metadata": _plain(value.metadata) if value.metadata else None})
+
+
+def _string_prompt(value: Any) -> Any:
+    return _plain(value.text)
+
+
+def _prompt_messages(value: Any) -> Any:
+    return [_message(m) for m in value.to_messages()]
 
 
 _ROLES = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "system": "system", "tool": "tool",
@@ -540,8 +619,15 @@ _ROLES = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "sy
 
 def _message(message: Any) -> Any:
     """A LangChain message as a plain OpenAI-style dict (role, content, tool calls, name, tool_call_id)."""
-    if not isinstance(message, _LC.BaseMessage):
-        return _plain(message_dict(message))
+    convert = _CONVERTERS.get(message.__class__, _UNKNOWN)
+    if convert is _UNKNOWN:
+        convert = _converter(message)
+    if convert is _lc_message:
+        return _lc_message(message)
+    return _plain(message_dict(message))
+
+
+def _lc_message(message: Any) -> dict[str, Any]:
     fields = message.__dict__  # pydantic keeps fields here; getattr of an absent field is slow on pydantic models
     kind = fields.get("type")
     content = fields.get("content")
@@ -560,43 +646,54 @@ def _message(message: Any) -> Any:
     return out
 
 
+_UNKNOWN = object()
+_MAX_CONVERTERS = 512
+_CONVERTERS: dict[type, Any] = {}
+_SCALARS = frozenset({int, float, bool})
+
+
 def _llm_outcome(response: Any, span: SpanRecord) -> tuple[Any, dict[str, Any]]:
     """The output and span fields of an LLMResult, reading every place providers put model and usage."""
     outputs: list[Any] = []
     usage: Usage | None = None
     model = finish = response_id = None
-    for batch in getattr(response, "generations", None) or ():
+    get = reader(response)  # LangChain's results and messages are pydantic models: their fields, no getattr
+    for batch in get("generations") or ():
         for generation in batch or ():
-            message = getattr(generation, "message", None)
-            info = getattr(generation, "generation_info", None) or {}
+            get_generation = reader(generation)
+            message = get_generation("message")
+            info = get_generation("generation_info") or {}
             if message is not None:
                 outputs.append(_message(message))
+                get_message = reader(message)
                 if usage is None:
-                    usage = usage_from(getattr(message, "usage_metadata", None))
-                meta = getattr(message, "response_metadata", None) or {}
-                model = model or meta.get("model_name") or meta.get("model") or meta.get("model_id")
-                finish = finish or meta.get("finish_reason") or meta.get("stop_reason") or meta.get("done_reason")
-                response_id = response_id or meta.get("id")
-                if usage is None:
-                    usage = usage_from(meta.get("token_usage") or meta.get("usage"))
+                    usage = _usage(get_message("usage_metadata"))
+                meta = get_message("response_metadata") or {}
+                if meta:
+                    model = model or meta.get("model_name") or meta.get("model") or meta.get("model_id")
+                    finish = finish or meta.get("finish_reason") or meta.get("stop_reason") \
+                        or meta.get("done_reason")
+                    response_id = response_id or meta.get("id")
+                    if usage is None:
+                        usage = _usage(meta.get("token_usage") or meta.get("usage"))
             else:
-                outputs.append(_plain(getattr(generation, "text", None)))
-            if isinstance(info, Mapping):
+                outputs.append(_plain(get_generation("text")))
+            if info and (type(info) is dict or isinstance(info, Mapping)):
                 model = model or info.get("model_name") or info.get("model")
                 finish = finish or info.get("finish_reason") or info.get("stop_reason")
                 if usage is None:
-                    usage = usage_from(info.get("token_usage") or info.get("usage"))
-    llm_output = getattr(response, "llm_output", None) or {}
-    if isinstance(llm_output, Mapping):
+                    usage = _usage(info.get("token_usage") or info.get("usage"))
+    llm_output = get("llm_output")
+    if llm_output and (type(llm_output) is dict or isinstance(llm_output, Mapping)):
         if usage is None:
-            usage = usage_from(llm_output.get("token_usage") or llm_output.get("usage"))
+            usage = _usage(llm_output.get("token_usage") or llm_output.get("usage"))
         model = model or llm_output.get("model_name") or llm_output.get("model")
         response_id = response_id or llm_output.get("id")
     fields: dict[str, Any] = {}
     meta_out: dict[str, Any] = {}
     if model:
         fields["model_name"] = str(model)
-    span_meta = getattr(span, "metadata", None) or {}
+    span_meta = span.metadata or {}
     if usage is not None and (span.prompt_tokens is None or span_meta.get("usage_source") == USAGE_ESTIMATED):
         usage_part = usage_fields(usage, USAGE_REPORTED)
         meta_out.update(usage_part.pop("metadata"))
@@ -608,6 +705,10 @@ def _llm_outcome(response: Any, span: SpanRecord) -> tuple[Any, dict[str, Any]]:
     if meta_out:
         fields["metadata"] = meta_out
     return (outputs[0] if len(outputs) == 1 else outputs or None), fields
+
+
+def _usage(block: Any) -> Usage | None:
+    return None if block is None else usage_from(block)
 
 
 # --- every run, without passing callbacks --------------------------------------------------------------------------
@@ -635,7 +736,7 @@ def instrument() -> LLMObsCallbackHandler:
     with _Global.lock:
         if _Global.handler is None:
             _Global.handler = handler_class()
-        _Global.handler._enabled = True
+        _Global.handler._set_enabled(True)
         if not _Global.hooked:
             var: contextvars.ContextVar[LLMObsCallbackHandler | None] = contextvars.ContextVar(
                 "llmobs_langchain_handler", default=_Global.handler)
@@ -651,7 +752,7 @@ def uninstrument() -> None:
     """
     with _Global.lock:
         if _Global.handler is not None:
-            _Global.handler._enabled = False
+            _Global.handler._set_enabled(False)
 
 
 def is_instrumented() -> bool:

@@ -468,6 +468,68 @@ def test_stream_left_early_ends_every_span_without_an_error(store: Store, handle
     assert all(r["status"] == "ok" and r["end_time"] is not None for r in rows)
 
 
+# --- sampling and capture switches ------------------------------------------------------------------------------
+
+def _tool_chain() -> Any:
+    """A chain whose steps cover every run kind: a retriever, a chat model with usage, a tool calling @observe."""
+    retriever = KeywordRetriever(docs=[Document("Paris is in France")])
+    return (retriever | RunnableLambda(lambda docs: {"topic": docs[0].page_content}, name="to_topic")
+            | PROMPT | fake_model("Owls.") | RunnableLambda(lambda m: get_weather.invoke({"city": "Paris"}),
+                                                           name="weather_step"))
+
+
+def test_an_unsampled_trace_records_no_run_and_nothing_nested_in_its_tool_then_sampling_resumes(
+        store: Store, handler: LLMObsCallbackHandler) -> None:
+    llmobs.configure(sample_rate=0.0)
+    assert _tool_chain().invoke("paris", config=cfg(handler)) == "sunny in Paris"
+    assert handler.open_runs == 0 and llmobs.get_current_span_id() is None
+    assert store.spans() == []
+    llmobs.configure(sample_rate=1.0)
+    assert _tool_chain().invoke("paris", config=cfg(handler)) == "sunny in Paris"
+    rows = store.spans()
+    names = {r["name"] for r in rows}
+    assert {"RunnableSequence", "KeywordRetriever", "GenericFakeChatModel", "get_weather", "weather_lookup"} <= names
+    assert len({r["trace_id"] for r in rows}) == 1
+
+
+def test_capture_switches_keep_inputs_and_outputs_out_but_tokens_model_and_metadata_in(
+        store: Store, handler: LLMObsCallbackHandler) -> None:
+    llmobs.configure(capture_input=False, capture_output=False)
+    assert _tool_chain().invoke("paris", config=cfg(handler)) == "sunny in Paris"
+    rows = [r for r in store.spans() if r["source"] == "langchain"]
+    assert sorted(r["name"] for r in rows) == ["ChatPromptTemplate", "GenericFakeChatModel", "KeywordRetriever",
+                                                "RunnableSequence", "get_weather", "to_topic", "weather_step"]
+    assert all(r["input"] is None and r["output"] is None for r in rows)
+    [gen] = by_name(rows, "GenericFakeChatModel")
+    assert (gen["model_name"], gen["prompt_tokens"], gen["completion_tokens"]) == ("gpt-4o-mini", 20, 5)
+    assert gen["metadata"]["finish_reason"] == "stop" and "model_parameters" in gen["metadata"]
+    [ret] = by_name(rows, "KeywordRetriever")
+    assert ret["metadata"]["documents"] == 1
+
+
+def test_a_long_parser_output_is_stored_as_text_cut_like_the_same_plain_string(
+        store: Store, handler: LLMObsCallbackHandler) -> None:
+    """StrOutputParser returns a str subclass (TextAccessor): stored as its text, cut at max_field_chars with the
+    same marker as the plain string an @observe function returns."""
+    llmobs.configure(max_field_chars=64)
+    answer = "owls " * 40
+    chain = PROMPT | FakeListChatModel(responses=[answer]) | StrOutputParser()
+    result = chain.invoke({"topic": "owls"}, config=cfg(handler))
+    assert type(result) is not str and result == answer
+
+    @llmobs.observe(name="plain_text")
+    def plain_text() -> str:
+        return str(answer)
+
+    plain_text()
+    rows = store.spans()
+    [expected] = by_name(rows, "plain_text")
+    assert "truncated" in expected["output"] and len(loads(expected["output"])) < len(answer)
+    for name in ("StrOutputParser", "RunnableSequence"):
+        [row] = by_name(rows, name)
+        assert row["output"] == expected["output"]
+
+
 # --- instrument() --------------------------------------------------------------------------------------------------
 
 def test_instrument_records_runs_without_callbacks_also_in_new_threads(

@@ -276,7 +276,7 @@ class Pipeline:
         if len(queue) >= self.maxlen:
             self._drop_oldest()
         queue.append(record)
-        if len(queue) >= self.wake_at:
+        if len(queue) >= self.wake_at and not self.wake.is_set():  # set() takes a lock: once is enough
             self.wake.set()
 
     def _drop_oldest(self) -> None:

@@ -21,6 +21,9 @@ import orjson
 MAX_DEPTH = 12
 MAX_ITEMS = 200
 TRUNCATION_MARK = "…[truncated {} chars]"
+_EARLIER_CUT = re.compile(r"…\[truncated (\d+) chars\]$")
+# Room for one marker: a value cut at capture time (max_chars + marker) is stored as it is, not cut a second time.
+MARK_SLACK = 48
 _ATOMS = (int, float, bool, type(None))
 _INT64, _UINT64 = 2**63, 2**64  # orjson's integer range
 
@@ -33,7 +36,11 @@ def truncate_text(text: str, max_chars: int) -> str:
     """
     if len(text) <= max_chars:
         return text
-    return text[:max_chars] + TRUNCATION_MARK.format(len(text))
+    original = len(text)
+    earlier = _EARLIER_CUT.search(text, max(0, len(text) - 40))
+    if earlier is not None:  # cut again (e.g. a whole field over the limit): keep the first cut's original length
+        text, original = text[: earlier.start()], int(earlier.group(1))
+    return text[:max_chars] + TRUNCATION_MARK.format(original)
 
 
 def snapshot(value: Any, max_chars: int = 20000) -> Any:
@@ -176,7 +183,7 @@ def encode(value: Any, max_chars: int) -> str | None:
             text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
         except (TypeError, orjson.JSONEncodeError):  # lone surrogates: the stdlib escapes them
             text = json.dumps(value, default=str)
-    if len(text) > max_chars:
+    if len(text) > max_chars + MARK_SLACK:
         text = _shrink(value, text, max_chars)
     if "\\u0000" in text:
         text = text.replace("\\u0000", "\\ufffd")

@@ -140,6 +140,19 @@ def test_long_fields_are_truncated_with_a_visible_marker(store: Store) -> None:
     assert isinstance(out, str) and "truncated" in out and len(row["output"]) < 250
 
 
+def test_a_value_cut_at_call_time_is_stored_with_its_original_length_not_cut_again(store: Store) -> None:
+    llmobs.configure(max_field_chars=64)
+
+    @llmobs.observe(name="cut_once")
+    def cut_once(items: list[str]) -> str:
+        return "z" * 200
+
+    cut_once(["y" * 300])
+    row = store.span("cut_once")
+    assert loads(row["output"]) == "z" * 64 + "…[truncated 200 chars]"
+    assert loads(row["input"]) == {"items": ["y" * 64 + "…[truncated 300 chars]"]}
+
+
 def test_capture_can_be_switched_off_per_function_and_globally(store: Store) -> None:
     @llmobs.observe(name="no_in", capture_input=False)
     def no_in(secret: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 import orjson
 
 from llmobs.context import SpanRecord, perf_to_wall_ns
-from llmobs.serialize import encode, redact, snapshot, truncate_text
+from llmobs.serialize import MARK_SLACK, encode, redact, snapshot, truncate_text
 
 log = logging.getLogger("llmobs")
 
@@ -93,7 +93,8 @@ def json_text(value: Any, max_chars: int, redact_secrets: bool) -> str | None:
     if value is None:
         return None
     t = type(value)
-    if t is str and len(value) <= max_chars and '"' not in value and "\\" not in value and value.isprintable():
+    if (t is str and len(value) <= max_chars + MARK_SLACK and '"' not in value and "\\" not in value
+            and value.isprintable()):
         text = f'"{value}"'
     else:
         text = encode(value, max_chars)

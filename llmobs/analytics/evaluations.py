@@ -22,8 +22,9 @@ from sqlalchemy import Float, and_, case, cast, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
-from llmobs.analytics.filters import EVALUATIONS, SPANS, Filters, resolve, span_conditions
+from llmobs.analytics.filters import EVALUATIONS, SPANS, Filters, parse_time, resolve, span_conditions
 from llmobs.analytics.queries import connect
+from llmobs.analytics.stats import QUALITY_SKEW
 
 SUMMARY_METRICS = ("quality", "relevance", "coherence", "accuracy", "toxicity", "bias", "hallucination")
 # What the dashboard's review tab stores (source "human"): a 1-5 rating and thumbs up (1) / down (0).
@@ -41,16 +42,32 @@ _CHUNK = 500
 # --- summaries -------------------------------------------------------------------------------------------------
 def _summary_conditions(model_name: str | None, task_type: str | None, start: dt.datetime | None,
                         end: dt.datetime | None, metric: str | None, source: str | None) -> list[ColumnElement[bool]]:
-    e = EVALUATIONS.c
+    """The summary's WHERE: the score's own name, source and task type; the range and model of the span it judges
+    (as on every other dashboard tab), or of the score itself when it judges no stored span."""
+    e, s = EVALUATIONS.c, SPANS.c
     conds: list[ColumnElement[bool]] = [e.value.is_not(None)]
-    for column, value in ((e.model_name, model_name), (e.task_type, task_type), (e.name, metric),
-                          (e.source, source)):
+    for column, value in ((e.task_type, task_type), (e.name, metric), (e.source, source)):
         if value is not None:
             conds.append(column == value)
+    if model_name is None and start is None and end is None:
+        return conds
     if start is not None:
-        conds.append(e.created_at >= start)
+        # A score is not created before its span started: older scores are skipped before any span is read.
+        conds.append(e.created_at >= start - QUALITY_SKEW)
+    return [*conds, or_(and_(s.id.is_not(None), *_range_and_model(s.start_time, s.model_name, start, end, model_name)),
+                        and_(s.id.is_(None), *_range_and_model(e.created_at, e.model_name, start, end, model_name)))]
+
+
+def _range_and_model(time: Any, model: Any, start: dt.datetime | None, end: dt.datetime | None,
+                     model_name: str | None) -> list[ColumnElement[bool]]:
+    """``start <= time < end`` and ``model == model_name`` for the bounds that are given."""
+    conds: list[ColumnElement[bool]] = []
+    if start is not None:
+        conds.append(time >= start)
     if end is not None:
-        conds.append(e.created_at < end)
+        conds.append(time < end)
+    if model_name is not None:
+        conds.append(model == model_name)
     return conds
 
 
@@ -58,16 +75,25 @@ def evaluation_summary(model_name: str | None = None, task_type: str | None = No
                        end: dt.datetime | None = None, metric: str | None = None, *, source: str | None = None,
                        engine: Engine | str | None = None) -> dict[str, Any]:
     """Stored scores aggregated: ``count`` (scored responses), ``average_<metric>`` for the core metrics and, per
-    metric, count / mean / p10 / min / max. ``start`` is inclusive, ``end`` exclusive (on ``created_at``).
+    metric, count / mean / p10 / min / max.
+
+    ``start`` (inclusive), ``end`` (exclusive) and ``model_name`` apply to the span a score judges, as on every
+    other dashboard figure: its start time and model. Only a score that judges no stored span (no ``span_id``, or a
+    span that is not stored) is placed by its own ``created_at`` and ``model_name``. ``task_type``, ``metric``
+    (the score's name) and ``source`` (heuristic, human, ...) are the score's own.
 
     >>> evaluation_summary(model_name="gpt-4", task_type="qa")["average_quality"]   # doctest: +SKIP
     0.78
     """
+    start = None if start is None else parse_time(start, "start")
+    end = None if end is None else parse_time(end, "end")
     e = EVALUATIONS.c
+    by_span = model_name is not None or start is not None or end is not None
     ranked = (
         select(e.name.label("name"), e.value.label("value"),
                func.row_number().over(partition_by=e.name, order_by=[e.value, e.id]).label("rn"),
                func.count().over(partition_by=e.name).label("n"))
+        .select_from(EVALUATIONS.outerjoin(SPANS, SPANS.c.id == e.span_id) if by_span else EVALUATIONS)
         .where(*_summary_conditions(model_name, task_type, start, end, metric, source))
         .subquery()
     )

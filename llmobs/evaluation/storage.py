@@ -105,7 +105,8 @@ def get_evaluation_summary(
 ) -> dict[str, Any]:
     """Aggregate stored scores (after this process's queued scores are written): ``count`` (scored responses),
     ``average_<metric>`` for the core metrics and, per metric, count / mean / p10 / min / max. ``start`` is
-    inclusive, ``end`` exclusive (on ``created_at``). See :func:`llmobs.analytics.evaluation_summary`.
+    inclusive, ``end`` exclusive; range and model are those of the judged span (the score's own for a score without
+    one). See :func:`llmobs.analytics.evaluation_summary`.
 
     >>> get_evaluation_summary(model_name="gpt-4", task_type="qa")["average_quality"]   # doctest: +SKIP
     0.78

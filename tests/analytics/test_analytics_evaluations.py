@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import llmobs
 from llmobs import analytics
 from llmobs.analytics import Filters
 from llmobs.analytics.evaluations import AUTOMATIC_SOURCES, LOWER_IS_BETTER, PASS_THRESHOLD, RATING_SCALE
@@ -241,3 +242,36 @@ def test_evaluation_average_reads_the_window_and_the_model_of_the_score_or_its_s
     assert analytics.evaluation_average("quality", RANGE.start, RANGE.end, model_name="gpt-4o", engine=eng) == (
         pytest.approx(sum(gpt) / len(gpt)), len(gpt))
     assert analytics.evaluation_average("missing", RANGE.start, RANGE.end, engine=eng) == (None, 0)
+
+
+def test_evaluation_summary_places_a_score_at_its_spans_start_and_model_and_an_unlinked_score_at_its_own(
+        store: Store) -> None:
+    a, b = gen(at(1), 100.0, model="gpt-4o"), gen(at(2), 100.0, model="claude")
+    old = gen(T0 - dt.timedelta(days=2), 100.0, model="gpt-4o")
+    seed(store.engine(), [a, b, old])
+    llmobs.score("quality", 0.7, span_id=a["id"], source="custom")  # created now, with no model of its own
+    no_span = {"id": None, "trace_id": None}
+    seed_evaluations(store.engine(), [
+        auto(b, "quality", 0.4, minutes=20) | {"model_name": "gpt-4o"},  # its span says claude
+        auto(old, "quality", 0.1, minutes=30),  # created in the range, judging a span that started before it
+        evaluation(no_span, "quality", 0.9, created_at=at(40), model_name="gpt-4o"),
+        evaluation(no_span, "quality", 0.3, created_at=T0 - dt.timedelta(days=1), model_name="gpt-4o"),
+        evaluation({"id": "f" * 16, "trace_id": None}, "quality", 0.5, created_at=at(50), model_name="claude"),
+    ])
+    stored = store.rows("evaluations", order="created_at")
+    spans = {s["id"]: s for s in (a, b, old)}
+
+    def placed(row: dict[str, Any]) -> tuple[dt.datetime, str | None]:
+        span = spans.get(row["span_id"])
+        return (span["start_time"], span["model_name"]) if span else (row["created_at"], row["model_name"])
+
+    for model in (None, "gpt-4o", "claude"):
+        for start, end in ((RANGE.start, RANGE.end), (None, None)):
+            values = [r["value"] for r in stored if (start is None or start <= placed(r)[0] < end)
+                      and model in (None, placed(r)[1])]
+            summary = analytics.evaluation_summary(model, start=start, end=end, engine=store.engine())
+            assert summary["count"] == len(values)
+            assert summary["average_quality"] == (pytest.approx(sum(values) / len(values)) if values else None)
+    in_range = analytics.evaluation_summary("gpt-4o", start=RANGE.start, end=RANGE.end, engine=store.engine())
+    assert in_range["metrics"]["quality"] == pytest.approx({"count": 2, "mean": 0.8, "p10": 0.7, "min": 0.7,
+                                                            "max": 0.9})  # llmobs.score's row and the unlinked one

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import llmobs
 from llmobs import analytics
 from llmobs.alerts import AlertManager, AlertRule
 from llmobs.analytics.traces import list_traces, review_queue, trace_spans
@@ -251,6 +252,16 @@ def test_evaluations_tab_equals_the_evaluation_summary_and_playground_explains(s
     named = {r[0]: r for r in scores}
     assert status.startswith("Quality ") and named["relevance"][3]
     assert evaluations.playground("q", "  ", "qa") == ([], "Error: Paste a response to evaluate.")
+
+
+def test_evaluations_tab_filters_scores_by_the_model_and_start_of_the_span_they_judge(seeded: Seeded) -> None:
+    ctx, data, store = seeded
+    llmobs.score("user_feedback", 1, span_id=data["recent"][0]["id"])  # stored with no model of its own
+    assert store.rows("evaluations", order="created_at", where="name = 'user_feedback'")[0]["model_name"] is None
+    rows = {r[0]: r for r in evaluations.refresh(ctx, DAY, "gpt-4o")[0]}  # the seeded quality scores have none either
+    assert rows["user_feedback"][:2] == ["user_feedback", "1"] and rows["quality"][1] == "2"
+    assert evaluations.refresh(ctx, DAY, "gpt-4o-mini")[0] == []
+    assert [r[0] for r in evaluations.refresh(ctx, DAY, "gpt-4o", "human")[0]] == ["user_feedback"]
 
 
 def test_export_writes_the_filtered_range_like_analytics_export(seeded: Seeded, tmp_path: Any) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -30,18 +31,20 @@ class FilterControls:
         """The events that re-apply the filters: a range change and Enter in any filter box."""
         return [self.range.change, *(box.submit for box in self.inputs()[1:])]
 
-    def wire(self, ctx: AppContext, refresh_button: gr.Button, refresh: Callable[..., Any], outputs: list[Any]
-             ) -> tuple[Callable[..., Any], list[Any], list[Any]]:
-        """Re-run ``refresh`` (guarded) on the button or the filter triggers; returns (fn, inputs, outputs)."""
-        inputs = self.inputs()
-        listen(ctx, [refresh_button.click, *self.triggers()], refresh, inputs, outputs)
+    def wire(self, ctx: AppContext, refresh_button: gr.Button, refresh: Callable[..., Any], outputs: list[Any],
+             extra: Sequence[gr.Textbox] = ()) -> tuple[Callable[..., Any], list[Any], list[Any]]:
+        """Re-run ``refresh`` (guarded) on the button, the filter triggers or Enter in an ``extra`` box (passed to
+        ``refresh`` after the filters); returns (fn, inputs, outputs)."""
+        inputs = [*self.inputs(), *extra]
+        listen(ctx, [refresh_button.click, *self.triggers(), *(box.submit for box in extra)], refresh, inputs,
+               outputs)
         return refresh, inputs, outputs
 
 
-def filter_controls(prefix: str) -> FilterControls:
+def filter_controls(prefix: str, default_range: str = DEFAULT_RANGE) -> FilterControls:
     """Render a row of range + filter controls; ``prefix`` keeps element ids unique per tab."""
     with gr.Row():
-        rng = gr.Dropdown(list(RANGES), value=DEFAULT_RANGE, label="Time range", elem_id=f"{prefix}-range",
+        rng = gr.Dropdown(list(RANGES), value=default_range, label="Time range", elem_id=f"{prefix}-range",
                           scale=2)
         boxes = [gr.Textbox(label=label, placeholder="any", elem_id=f"{prefix}-{key}", scale=1)
                  for key, label in (("model", "Model"), ("user", "User"), ("session", "Session"), ("tag", "Tag"),

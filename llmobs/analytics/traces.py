@@ -7,11 +7,13 @@ queue of recent generations that no human has scored yet.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
+from llmobs.analytics.evaluations import AUTOMATIC_SOURCES
 from llmobs.analytics.filters import EVALUATIONS, SPANS, TRACES, Filters, resolve, span_conditions, \
     trace_conditions
 from llmobs.analytics.queries import connect
@@ -130,19 +132,30 @@ def _span_line(span: dict[str, Any], output_chars: int) -> str:
     return " ".join(parts)
 
 
-def review_queue(*, limit: int = 20, score_source: str = "human", engine: Engine | str | None = None,
-                 **fields: Any) -> list[dict[str, Any]]:
-    """Recent generations (newest first) that have an output and no score from ``score_source`` yet.
+def review_queue(filters: Filters | None = None, *, limit: int = 20, score_source: str = "human",
+                 quality_below: float | None = None, quality_name: str = "quality",
+                 engine: Engine | str | None = None, **fields: Any) -> list[dict[str, Any]]:
+    """Spans matching the filters (range on their start; ``kind`` defaults to ``generation``), newest first, that
+    have an output and no score from ``score_source`` yet: the manual review queue.
 
-    >>> review_queue(limit=1)[0]["output"]   # doctest: +SKIP
+    ``quality_below`` keeps only spans with at least one automatic score (heuristic, embedding or llm_judge) named
+    ``quality_name`` below that value, so that reviewers can go to the answers the evaluators found poor first.
+
+    >>> review_queue(Filters(start=since("7d"), model="gpt-4o"), limit=1, quality_below=0.5)[0]["output"]  # doctest: +SKIP
     '"Paris is the capital of France."'
     """
     _check_limit(limit)
-    f = resolve(None, **fields)
+    if quality_below is not None and (isinstance(quality_below, bool) or not isinstance(quality_below, (int, float))
+                                      or not math.isfinite(quality_below)):
+        raise ValueError(f"llmobs.analytics: quality_below={quality_below!r} must be a number (or None for any)")
+    f = resolve(filters, **fields)
     s, e = SPANS.c, EVALUATIONS.c
     scored = select(e.id).where(e.span_id == s.id, e.source == score_source).exists()
     with connect(engine) as conn:
         conds = [*span_conditions(f, conn.dialect.name), s.output.is_not(None), ~scored]
+        if quality_below is not None:
+            conds.append(select(e.id).where(e.span_id == s.id, e.name == quality_name,
+                                            e.source.in_(AUTOMATIC_SOURCES), e.value < quality_below).exists())
         rows = conn.execute(select(s.id, s.trace_id, s.name, s.input, s.output, s.model_name, s.start_time)
                             .where(*conds).order_by(s.start_time.desc(), s.id).limit(limit)).mappings().all()
     return [{"span_id": r["id"], **{k: r[k] for k in r.keys() if k != "id"}} for r in rows]

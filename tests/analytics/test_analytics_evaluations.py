@@ -275,3 +275,40 @@ def test_evaluation_summary_places_a_score_at_its_spans_start_and_model_and_an_u
     in_range = analytics.evaluation_summary("gpt-4o", start=RANGE.start, end=RANGE.end, engine=store.engine())
     assert in_range["metrics"]["quality"] == pytest.approx({"count": 2, "mean": 0.8, "p10": 0.7, "min": 0.7,
                                                             "max": 0.9})  # llmobs.score's row and the unlinked one
+
+
+def test_review_queue_follows_the_filters_and_an_automatic_quality_threshold(store: Store) -> None:
+    a = gen(at(1), 100.0, model="gpt-4o", user_id="alice", session_id="s1", tags=["prod"], output='"a"')
+    b = gen(at(2), 100.0, model="claude", user_id="bob", output='"b"')
+    reviewed = gen(at(3), 100.0, model="gpt-4o", user_id="bob", output='"c"')
+    no_output = gen(at(4), 100.0, model="gpt-4o")
+    e = gen(at(5), 100.0, model="gpt-4o", source="openai", output='"e"')
+    tool = gen(at(6), 100.0, model=None, kind="tool", output='"t"')
+    before = gen(T0 - dt.timedelta(minutes=5), 100.0, model="gpt-4o", output='"old"')
+    seed(store.engine(), [before, a, b, reviewed, no_output, e, tool])
+    seed_evaluations(store.engine(), [
+        auto(a, "quality", 0.2), auto(b, "quality", 0.9), auto(b, "quality", 0.3, "llm_judge"),
+        auto(reviewed, "quality", 0.1), human(reviewed, "human_rating", 2, 40),
+        auto(e, "quality", 0.0, "custom"),  # not an automatic evaluator's score
+    ])
+    eng = store.engine()
+
+    def queue(filters: Filters = RANGE, **kw: Any) -> list[str]:
+        return [s["span_id"] for s in analytics.review_queue(filters, engine=eng, **kw)]
+
+    assert queue() == [e["id"], b["id"], a["id"]]
+    assert queue(Filters()) == [e["id"], b["id"], a["id"], before["id"]]
+    assert queue(RANGE.replace(model="gpt-4o")) == [e["id"], a["id"]]
+    assert queue(RANGE.replace(user_id="bob")) == [b["id"]]
+    assert queue(RANGE.replace(session_id="s1")) == queue(RANGE.replace(tag="prod")) == [a["id"]]
+    assert queue(RANGE.replace(source="openai")) == [e["id"]]
+    assert queue(RANGE.replace(kind="tool")) == [tool["id"]]
+    assert queue(quality_below=0.5) == [b["id"], a["id"]]  # b: the judge's 0.3 counts, whatever the heuristic said
+    assert queue(quality_below=0.25) == [a["id"]]
+    assert queue(RANGE.replace(model="claude"), quality_below=0.5) == [b["id"]]
+    assert queue(limit=1, model="gpt-4o") == [e["id"]]
+    first = analytics.review_queue(RANGE, limit=1, engine=eng)[0]
+    assert (first["trace_id"], first["output"], first["model_name"]) == (e["trace_id"], '"e"', "gpt-4o")
+    for bad in ("0.5", True, float("nan")):
+        with pytest.raises(ValueError, match="quality_below="):
+            analytics.review_queue(RANGE, quality_below=bad, engine=eng)

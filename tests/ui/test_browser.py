@@ -255,6 +255,22 @@ def test_manual_review_stores_a_human_score_and_loads_the_next_item(page: Any, d
     _shot(page, dashboard, "review-agreement")
 
 
+def test_manual_review_model_filter_changes_the_item_shown(page: Any, dashboard: dict[str, Any]) -> None:
+    mini = dashboard["data"]["recent"][2]  # the one gpt-4o-mini generation with an output
+    _open_tab(page, "Manual review")
+    span_id, model = page.locator("#review-span-id textarea"), page.locator("#review-model textarea, #review-model input")
+    expect(span_id).not_to_have_value("")
+    model.fill("gpt-4o")
+    model.press("Enter")
+    expect(page.locator("#review-about textarea")).to_have_value(re.compile(r" · gpt-4o · "))
+    assert span_id.input_value() != mini["id"]
+    model.fill("gpt-4o-mini")
+    model.press("Enter")
+    expect(span_id).to_have_value(mini["id"])
+    expect(page.locator("#review-response textarea")).to_have_value("ok")
+    _shot(page, dashboard, "review-filtered")
+
+
 def test_export_tab_offers_a_csv_download(page: Any, dashboard: dict[str, Any]) -> None:
     _open_tab(page, "Export")
     page.locator("#export-go").click()

@@ -196,6 +196,30 @@ def test_review_submission_stores_human_scores_and_loads_the_next_item(seeded: S
     assert {r["trace_id"] for r in stored.values()} == {XSS_TRACE}
 
 
+def test_review_queue_follows_its_filters_and_the_next_item_after_a_review_keeps_them(seeded: Seeded) -> None:
+    ctx, data, store = seeded
+    recent, xss = data["recent"], data["xss_span"]["id"]
+    assert review.load_item(ctx)[0] == xss  # the newest generation with an output
+    assert review.load_item(ctx, DAY, "gpt-4o-mini")[0] == recent[2]["id"]
+    assert review.load_item(ctx, DAY, "", "", "", "prod")[0] == recent[0]["id"]  # tagged trace
+    assert review.load_item(ctx, DAY, "", "", "", "", "", " 0.6 ")[0] == recent[1]["id"]  # heuristic quality 0.5
+    assert review.load_item(ctx, DAY, "", "", "", "", "", "0.5")[5] == review.EMPTY_QUEUE  # below, not equal
+    assert review.load_item(ctx, DAY, "", "", "", "", "", "low")[5] == (
+        "Error: quality below = 'low' is not a number; type e.g. 0.5, or leave it blank")
+    bob = (DAY, "", "bob")
+    first = review.load_item(ctx, *bob)
+    assert first[0] == recent[1]["id"] and first[3] == "Summarise the report"
+    after = review.submit_review(ctx, first[0], first[1], 3, None, "", queue=bob)
+    assert after[0] == recent[4]["id"] and after[5] == f"Saved review of span {first[0]}. Next item loaded."
+    assert review.load_item(ctx, "Last 1 hour", "", "bob")[5] == review.EMPTY_QUEUE  # his other one is 5 hours old
+    assert review.submit_review(ctx, after[0], after[1], None, "Thumbs up", "", queue=bob)[:6] == (
+        "", "", "", "", "", f"Saved review of span {after[0]}. {review.EMPTY_QUEUE}")  # bob has nothing left
+    stored = store.rows("evaluations", order="created_at", where="source = 'human'")
+    assert [(r["span_id"], r["name"], r["value"]) for r in stored] == [(recent[1]["id"], "human_rating", 3.0),
+                                                                       (recent[4]["id"], "human_thumbs", 1.0)]
+    assert review.load_item(ctx, "Last year")[5].startswith("Error: llmobs.ui: range='Last year' is unknown")
+
+
 def test_review_without_rating_or_thumbs_stores_nothing(seeded: Seeded) -> None:
     ctx, data, store = seeded
     span_id = data["xss_span"]["id"]

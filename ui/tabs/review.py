@@ -1,9 +1,12 @@
-"""Manual review tab: recent generations without a human score, prompt and response side by side; a 1-5 rating,
-thumbs up/down and a comment are stored as ``human`` scores, then the next item loads. Below, how well the
-automatic scores agree with the human ones (``analytics.score_agreement``), refreshed after every review."""
+"""Manual review tab: the newest generation without a human score in the chosen range and filters (model, user,
+session, tag, source, and optionally an automatic quality score below a threshold), prompt and response side by
+side; a 1-5 rating, thumbs up/down and a comment are stored as ``human`` scores, then the next item of the same
+filters loads. Below, how well the automatic scores agree with the human ones (``analytics.score_agreement``),
+refreshed after every review."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
@@ -11,6 +14,7 @@ import gradio as gr
 import llmobs
 from llmobs.analytics import HUMAN_RATING, HUMAN_THUMBS, score_agreement
 from llmobs.analytics.traces import review_queue
+from llmobs.ui.filters import filter_controls
 from llmobs.ui.format import as_text, cell, fmt_int, fmt_pct, fmt_score
 from llmobs.ui.health import listen
 from llmobs.ui.state import RANGES, AppContext, build_filters
@@ -18,7 +22,9 @@ from llmobs.ui.state import RANGES, AppContext, build_filters
 RATING_NAME = HUMAN_RATING
 THUMBS_NAME = HUMAN_THUMBS
 THUMBS = {"Thumbs up": 1.0, "Thumbs down": 0.0}
-EMPTY_QUEUE = "Nothing to review: every recent generation already has a human score."
+EMPTY_QUEUE = ("Nothing to review: every generation with an output in this range and these filters already has a "
+               "human score.")
+QUEUE_RANGE = "Last 30 days"
 AGREEMENT_RANGE = "Last 30 days"
 AGREEMENT_HEADERS = ["Metric", "Source", "Rated pairs", "Spearman ρ", "Mean |auto − human|", "Thumbs pairs",
                      "Thumbs agreement"]
@@ -27,10 +33,27 @@ AGREEMENT_NOTE = ("Spearman's rank correlation between each automatic score and 
                   "Toxicity, bias and hallucination are compared as 1 − score.")
 
 
-def next_item(ctx: AppContext) -> dict[str, Any] | None:
-    """The newest generation with an output and no human score, or None."""
-    queue = review_queue(limit=1, engine=ctx.engine, kind="generation")
+def next_item(ctx: AppContext, range_label: str = QUEUE_RANGE, model: str = "", user_id: str = "",
+              session_id: str = "", tag: str = "", source: str = "",
+              quality_below: str | float | None = None) -> dict[str, Any] | None:
+    """The newest generation started in the range, matching the filters, with an output and no human score (and,
+    when ``quality_below`` is given, an automatic quality score below it), or None. ValueError for bad filters."""
+    f = build_filters(range_label, model, user_id, session_id, tag, source)
+    queue = review_queue(f, limit=1, quality_below=threshold(quality_below), engine=ctx.engine)
     return queue[0] if queue else None
+
+
+def threshold(value: str | float | None) -> float | None:
+    """The quality threshold typed in the filter box: blank means none; ValueError for text that is not a number."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"quality below = {text!r} is not a number; type e.g. 0.5, or leave it blank") from None
 
 
 def item_view(item: dict[str, Any] | None) -> tuple[str, str, str, str, str, str]:
@@ -41,15 +64,25 @@ def item_view(item: dict[str, Any] | None) -> tuple[str, str, str, str, str, str
     return item["span_id"], item["trace_id"], about, as_text(item["input"]), as_text(item["output"]), ""
 
 
+def load_item(ctx: AppContext, *queue: Any) -> tuple[str, str, str, str, str, str]:
+    """Callback: the review widgets for the next item of the queue (``next_item``'s arguments), or the error."""
+    try:
+        return item_view(next_item(ctx, *queue))
+    except ValueError as exc:
+        return "", "", "", "", "", f"Error: {exc}"
+
+
 def submit_review(ctx: AppContext, span_id: str, trace_id: str, rating: float | None, thumbs: str | None,
-                  comment: str, author: str | None = None) -> tuple[str, str, str, str, str, str]:
-    """Store the rating / thumbs (with the comment) as ``human`` scores, wait for the write, load the next item.
+                  comment: str, author: str | None = None, queue: Sequence[Any] = ()) -> tuple[str, ...]:
+    """Store the rating / thumbs (with the comment) as ``human`` scores, wait for the write, load the next item of
+    the queue ``queue`` (``next_item``'s arguments after ``ctx``: range, filters, quality threshold).
 
     Nothing is stored when neither a rating nor thumbs is given (the status says so)."""
     if not span_id:
-        return (*item_view(next_item(ctx))[:5], EMPTY_QUEUE)
+        view = load_item(ctx, *queue)
+        return (*view[:5], view[5] or EMPTY_QUEUE)
     if rating is None and thumbs not in THUMBS:
-        view = item_view(next_item(ctx))
+        view = load_item(ctx, *queue)
         current = span_id == view[0]
         return (*view[:5], "Give a 1–5 rating or thumbs up/down before submitting." if current else view[5])
     text = (comment or "").strip() or None
@@ -61,7 +94,7 @@ def submit_review(ctx: AppContext, span_id: str, trace_id: str, rating: float | 
         llmobs.score(THUMBS_NAME, THUMBS[thumbs], span_id=span_id, trace_id=trace, label=thumbs,
                      comment=None if rating is not None else text, source="human", author=author)
     llmobs.flush(timeout=10)
-    view = item_view(next_item(ctx))
+    view = load_item(ctx, *queue)
     return (*view[:5], f"Saved review of span {span_id}. " + (view[5] or "Next item loaded."))
 
 
@@ -84,6 +117,11 @@ def agreement(ctx: AppContext, range_label: str, model: str = "") -> tuple[list[
 
 def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
     """Render the tab; returns (load fn, inputs, outputs)."""
+    controls = filter_controls("review", QUEUE_RANGE)
+    with gr.Row():
+        quality_below = gr.Textbox(label="Automatic quality score below", placeholder="any (e.g. 0.5)",
+                                   elem_id="review-quality-below", scale=1)
+        skip = gr.Button("Load queue", elem_id="review-reload", scale=1)
     span_id = gr.Textbox(label="Span id", interactive=False, elem_id="review-span-id")
     trace_id = gr.Textbox(label="Trace id", interactive=False, visible=False)
     about = gr.Textbox(label="Generation", interactive=False, elem_id="review-about")
@@ -94,9 +132,7 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
         rating = gr.Radio([1, 2, 3, 4, 5], label="Rating (1 = poor, 5 = excellent)", elem_id="review-rating")
         thumbs = gr.Radio(list(THUMBS), label="Thumbs", elem_id="review-thumbs")
     comment = gr.Textbox(label="Comment", lines=2, elem_id="review-comment")
-    with gr.Row():
-        submit = gr.Button("Submit review", variant="primary", elem_id="review-submit")
-        skip = gr.Button("Reload queue", elem_id="review-reload")
+    submit = gr.Button("Submit review", variant="primary", elem_id="review-submit")
     status = gr.Textbox(show_label=False, container=False, interactive=False, elem_id="review-status")
     with gr.Accordion("Agreement between human and automatic scores", open=True):
         with gr.Row():
@@ -109,24 +145,25 @@ def build(ctx: AppContext) -> tuple[Any, list[Any], list[Any]]:
                                    elem_id="agreement-table", label="Agreement per automatic metric")
     item_outputs = [span_id, trace_id, about, prompt, response, status]
     agree_inputs, agree_outputs = [agree_range, agree_model], [agree_table, agree_status]
+    _, queue_inputs, _ = controls.wire(ctx, skip, lambda *queue: load_item(ctx, *queue), item_outputs,
+                                       [quality_below])
 
     def load_agreement(range_label: str, model: str) -> tuple[Any, ...]:
         return agreement(ctx, range_label, model)
 
-    def load(range_label: str, model: str) -> tuple[Any, ...]:
-        return (*item_view(next_item(ctx)), *agreement(ctx, range_label, model))
+    def load(*args: Any) -> tuple[Any, ...]:
+        queue, (range_label, model) = args[:len(queue_inputs)], args[len(queue_inputs):]
+        return (*load_item(ctx, *queue), *agreement(ctx, range_label, model))
 
-    def reload_queue() -> tuple[str, ...]:
-        return item_view(next_item(ctx))
-
-    def on_submit(sid: str, tid: str, r: Any, th: Any, c: str, request: gr.Request) -> tuple[Any, ...]:
+    def on_submit(sid: str, tid: str, r: Any, th: Any, c: str, range_label: str, model: str, user_id: str,
+                  session_id: str, tag: str, source: str, below: str, request: gr.Request) -> tuple[Any, ...]:
         author = getattr(request, "username", None) if request is not None else None
-        return (*submit_review(ctx, sid, tid, r, th, c, author), None, None, "")
+        queue = (range_label, model, user_id, session_id, tag, source, below)
+        return (*submit_review(ctx, sid, tid, r, th, c, author, queue), None, None, "")
 
-    submitted = listen(ctx, submit.click, on_submit, [span_id, trace_id, rating, thumbs, comment],
+    submitted = listen(ctx, submit.click, on_submit, [span_id, trace_id, rating, thumbs, comment, *queue_inputs],
                        [*item_outputs, rating, thumbs, comment])
     listen(ctx, submitted.then, load_agreement, agree_inputs, agree_outputs)
-    listen(ctx, skip.click, reload_queue, [], item_outputs)
     listen(ctx, [agree_refresh.click, agree_range.change, agree_model.submit], load_agreement, agree_inputs,
            agree_outputs)
-    return load, agree_inputs, [*item_outputs, *agree_outputs]
+    return load, [*queue_inputs, *agree_inputs], [*item_outputs, *agree_outputs]

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import SQLModel
 
-from llmobs.analytics.filters import EVALUATIONS, SPANS, TRACES, Filters, resolve, span_conditions, \
+from llmobs.analytics.filters import EVALUATIONS, SPANS, TRACES, Filters, Unindexed, resolve, span_conditions, \
     trace_attribute_conditions, trace_conditions
 from llmobs.analytics.queries import connect
 
@@ -57,12 +57,14 @@ def evaluation_conditions(f: Filters, dialect: str) -> list[ColumnElement[bool]]
     if f.end is not None:
         conds.append(e.created_at < f.end)
     if f.model is not None:
-        spans_of_model = select(SPANS.c.id).where(SPANS.c.model_name.in_(f.model))
-        conds.append(or_(e.model_name.in_(f.model), and_(e.model_name.is_(None), e.span_id.in_(spans_of_model))))
+        # Each score's span by primary key: a list of every span of the model would be built first on SQLite.
+        span_of_model = select(SPANS.c.id).where(SPANS.c.id == e.span_id, Unindexed(SPANS.c.model_name).in_(f.model))
+        conds.append(or_(e.model_name.in_(f.model), and_(e.model_name.is_(None), span_of_model.exists())))
     if f.source is not None:
         conds.append(e.source == f.source)
     if f.has_trace_filters:
-        conds.append(e.trace_id.in_(select(TRACES.c.id).where(*trace_attribute_conditions(f, dialect))))
+        conds.append(select(TRACES.c.id).where(TRACES.c.id == e.trace_id, *trace_attribute_conditions(f, dialect))
+                     .exists())
     return conds
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,25 +174,57 @@ def resolve(filters: Filters | None = None, start: Any = None, end: Any = None, 
     return filters.replace(**changes) if changes else filters
 
 
-def span_conditions(f: Filters, dialect: str, *, time: bool = True) -> list[ColumnElement[bool]]:
-    """WHERE conditions on ``spans`` for ``f`` (``time=False`` leaves the range out, for per-bucket queries)."""
+def span_conditions(f: Filters, dialect: str, *, time: bool = True,
+                    unindexed: bool = False) -> list[ColumnElement[bool]]:
+    """WHERE conditions on ``spans`` for ``f`` (``time=False`` leaves the range out, for per-bucket queries).
+
+    ``unindexed=True`` is for spans joined to a smaller driving table (evaluations): it keeps SQLite, which has no
+    statistics to compare row counts, from walking a spans index for these conditions and probing the other table
+    once per span; each span is then reached by its primary key and checked. For the same reason SQLite reaches
+    the spans of a user or session through their traces (see ``trace_driven``), and checks a tag span by span
+    (a list of every tagged trace costs more than the check).
+    """
     s = SPANS.c
+    driven = not unindexed and trace_driven(f, dialect)
+    col: Callable[[ColumnElement[Any]], ColumnElement[Any]] = Unindexed if unindexed or driven else _same
     conds: list[ColumnElement[bool]] = []
     if time and f.start is not None:
-        conds.append(s.start_time >= f.start)
+        conds.append(col(s.start_time) >= f.start)
     if time and f.end is not None:
-        conds.append(s.start_time < f.end)
+        conds.append(col(s.start_time) < f.end)
     if f.kind is not None:
-        conds.append(s.kind == f.kind)
+        conds.append(col(s.kind) == f.kind)
     if f.model is not None:
-        conds.append(s.model_name == f.model[0] if len(f.model) == 1 else s.model_name.in_(f.model))
+        model = col(s.model_name)
+        conds.append(model == f.model[0] if len(f.model) == 1 else model.in_(f.model))
     if f.status is not None:
-        conds.append(s.status == f.status)
+        conds.append(col(s.status) == f.status)
     if f.source is not None:
-        conds.append(s.source == f.source)
+        conds.append(col(s.source) == f.source)
     if f.has_trace_filters:
-        conds.append(s.trace_id.in_(select(TRACES.c.id).where(*trace_attribute_conditions(f, dialect))))
+        traces = select(TRACES.c.id).where(*trace_attribute_conditions(f, dialect))
+        if dialect == "sqlite" and not driven:
+            conds.append(traces.where(TRACES.c.id == s.trace_id).exists())
+        else:
+            conds.append(s.trace_id.in_(traces))
     return conds
+
+
+def trace_driven(f: Filters, dialect: str) -> bool:
+    """True when SQLite reads the matching spans through the traces of the user or session (trace_id index)
+    instead of walking every span of the range: a user or session holds few traces, and SQLite, which keeps no
+    statistics, would otherwise walk the range and probe the user's traces once per span."""
+    return dialect == "sqlite" and (f.user_id is not None or f.session_id is not None)
+
+
+def checked_by_index(f: Filters) -> bool:
+    """True when every condition of ``f`` is on kind, model or time, which the indexes on ``spans`` hold: a walk
+    of an index in value order (percentiles) then reads no table row to check a span."""
+    return f.status is None and f.source is None and not f.has_trace_filters
+
+
+def _same(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return column
 
 
 def trace_attribute_conditions(f: Filters, dialect: str) -> list[ColumnElement[bool]]:
@@ -223,7 +255,13 @@ def trace_conditions(f: Filters, dialect: str, *, time_unindexed: bool = False) 
         conds.append(start_time < f.end)
     if f.has_span_filters:
         inner = f.replace(user_id=None, session_id=None, tag=None)
-        conds.append(t.id.in_(select(SPANS.c.trace_id).where(*span_conditions(inner, dialect))))
+        if dialect == "sqlite":
+            # SQLite would list the trace ids of every matching span of the range before reading a trace; checking
+            # each trace's own spans (trace_id index) lets a page of the newest traces stop after a few.
+            conds.append(select(SPANS.c.id).where(SPANS.c.trace_id == t.id,
+                                                  *span_conditions(inner, dialect, unindexed=True)).exists())
+        else:
+            conds.append(t.id.in_(select(SPANS.c.trace_id).where(*span_conditions(inner, dialect))))
     return conds
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import Column, func, select
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Connection
 
-from llmobs.analytics.filters import SPANS, Filters, span_conditions
+from llmobs.analytics.filters import SPANS, Filters, checked_by_index, span_conditions
 from llmobs.analytics.sql import bucket_expr, bucket_key, has_index
 from llmobs.analytics.stats import value_counts_by_model
 
@@ -75,7 +75,7 @@ def percentiles(conn: Connection, f: Filters, column: Column[Any], qs: Sequence[
     conds = [*span_conditions(f, dialect), column.is_not(None)]
     if not qs:
         return {}
-    indexed = f.kind is not None and has_index(conn, ("kind", column.name))
+    indexed = f.kind is not None and checked_by_index(f) and has_index(conn, ("kind", column.name))
     if dialect == "postgresql" and not indexed:
         row = conn.execute(select(func.percentile_cont(array([float(q) for q in qs])).within_group(column))
                            .where(*conds)).scalar()
@@ -126,7 +126,7 @@ def percentiles_by_model(conn: Connection, f: Filters, column: Column[Any], qs: 
         stmt = (select(s.model_name, func.percentile_cont(array([float(q) for q in qs])).within_group(column))
                 .where(*span_conditions(f, "postgresql"), column.is_not(None)).group_by(s.model_name))
         return {m: dict(zip(qs, (float(v) for v in row))) for m, row in conn.execute(stmt)}
-    if not (f.kind is not None and has_index(conn, ("kind", "model_name", column.name))):
+    if not (f.kind is not None and checked_by_index(f) and has_index(conn, ("kind", "model_name", column.name))):
         return _fetch_sorted_by_model(conn, f, column, qs)
     out: dict[str | None, dict[float, float | None]] = {}
     for model, n in (value_counts_by_model(conn, f, column) if counts is None else counts).items():

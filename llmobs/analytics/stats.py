@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from llmobs.analytics.filters import EVALUATIONS, SPANS, Filters, span_conditions
+from llmobs.analytics.filters import EVALUATIONS, SPANS, Filters, span_conditions, trace_driven
 from llmobs.analytics.sql import bucket_expr, bucket_key, has_index
 from llmobs.store.models import UTCDateTime
 
@@ -109,7 +109,7 @@ def by_model(conn: Connection, f: Filters) -> dict[str | None, Agg]:
     s = SPANS.c
     conds = span_conditions(f, dialect)
     out: dict[str | None, Agg] = {}
-    if dialect == "sqlite" and f.kind is not None and has_index(conn, ("kind", "model_name")):
+    if _loop_models(conn, f):
         stmt = select(*agg_columns()).where(*span_conditions(f.replace(model=None), dialect),
                                             s.model_name == bindparam("m"))
         for model in f.model or _models_present(conn, f.kind):
@@ -135,7 +135,7 @@ def value_counts_by_model(conn: Connection, f: Filters, column: Any) -> dict[str
     """Non-NULL values of ``column`` per model name, for models that have any (indexed loop on SQLite)."""
     dialect = conn.dialect.name
     s = SPANS.c
-    if dialect == "sqlite" and f.kind is not None and has_index(conn, ("kind", "model_name")):
+    if _loop_models(conn, f):
         stmt = select(func.count(column)).where(*span_conditions(f.replace(model=None), dialect),
                                                 s.model_name == bindparam("m"))
         counts: dict[str | None, int] = {m: conn.execute(stmt, {"m": m}).scalar_one()
@@ -147,6 +147,12 @@ def value_counts_by_model(conn: Connection, f: Filters, column: Any) -> dict[str
         counts = dict(conn.execute(select(s.model_name, func.count(column)).where(*span_conditions(f, dialect))
                                    .group_by(s.model_name)).all())
     return {m: int(n) for m, n in counts.items() if n}
+
+
+def _loop_models(conn: Connection, f: Filters) -> bool:
+    """True when SQLite reads per-model figures with one indexed query per model rather than a GROUP BY."""
+    return (conn.dialect.name == "sqlite" and f.kind is not None and not trace_driven(f, "sqlite")
+            and has_index(conn, ("kind", "model_name")))
 
 
 def _models_present(conn: Connection, kind: str) -> list[str]:
@@ -169,7 +175,7 @@ def by_bucket(conn: Connection, f: Filters, buckets: Sequence[dt.datetime], step
     """
     dialect = conn.dialect.name
     out: dict[int, Agg] = {}
-    if dialect == "sqlite" and len(buckets) <= SQLITE_BUCKET_LOOP_MAX:
+    if dialect == "sqlite" and len(buckets) <= SQLITE_BUCKET_LOOP_MAX and not trace_driven(f, dialect):
         s = SPANS.c
         stmt = select(*agg_columns()).where(*span_conditions(f, dialect, time=False),
                                             s.start_time >= bindparam("lo", type_=UTCDateTime()),
@@ -209,7 +215,9 @@ def _quality(conn: Connection, f: Filters, key: ColumnElement[Any],
     """Sum and count of the ``quality`` evaluations of the matching spans, per group of ``key`` (a spans expression).
 
     Driven by the evaluations index (name, created_at): a score is not created before its span started, so
-    scores created before the range (less a margin for clock skew) are skipped without joining.
+    scores created before the range (less a margin for clock skew) are skipped without joining; each remaining
+    score reaches its span by primary key (on SQLite, walking the spans of a model instead and scanning the quality
+    scores for each took minutes at 1M spans).
     """
     dialect = conn.dialect.name
     e = EVALUATIONS.c
@@ -219,7 +227,7 @@ def _quality(conn: Connection, f: Filters, key: ColumnElement[Any],
         conds.append(e.created_at >= f.start - QUALITY_SKEW)
     stmt = (select(label, func.sum(e.value), func.count(e.value))
             .select_from(EVALUATIONS.join(SPANS, SPANS.c.id == e.span_id))
-            .where(*conds, *span_conditions(f, dialect)).group_by(label))
+            .where(*conds, *span_conditions(f, dialect, unindexed=True)).group_by(label))
     return {as_key(k): (float(qsum or 0.0), int(qn or 0)) for k, qsum, qn in conn.execute(stmt)}
 
 

@@ -17,6 +17,7 @@ from llmobs.analytics.evaluations import AUTOMATIC_SOURCES
 from llmobs.analytics.filters import EVALUATIONS, SPANS, TRACES, Filters, resolve, span_conditions, \
     trace_conditions
 from llmobs.analytics.queries import connect
+from llmobs.analytics.stats import QUALITY_SKEW
 
 MAX_PAGE_SIZE = 500
 TRACE_LIST_COLUMNS = ("id", "name", "user_id", "session_id", "start_time", "duration_ms", "status", "span_count",
@@ -152,10 +153,16 @@ def review_queue(filters: Filters | None = None, *, limit: int = 20, score_sourc
     s, e = SPANS.c, EVALUATIONS.c
     scored = select(e.id).where(e.span_id == s.id, e.source == score_source).exists()
     with connect(engine) as conn:
-        conds = [*span_conditions(f, conn.dialect.name), s.output.is_not(None), ~scored]
-        if quality_below is not None:
-            conds.append(select(e.id).where(e.span_id == s.id, e.name == quality_name,
-                                            e.source.in_(AUTOMATIC_SOURCES), e.value < quality_below).exists())
+        if quality_below is None:
+            conds = span_conditions(f, conn.dialect.name)
+        else:
+            # Driven by the low scores, each span found by primary key: walking the range instead would check every
+            # span of it when few or none score that low.
+            low = [e.name == quality_name, e.source.in_(AUTOMATIC_SOURCES), e.value < quality_below]
+            if f.start is not None:
+                low.append(e.created_at >= f.start - QUALITY_SKEW)
+            conds = [*span_conditions(f, conn.dialect.name, unindexed=True), s.id.in_(select(e.span_id).where(*low))]
+        conds += [s.output.is_not(None), ~scored]
         rows = conn.execute(select(s.id, s.trace_id, s.name, s.input, s.output, s.model_name, s.start_time)
                             .where(*conds).order_by(s.start_time.desc(), s.id).limit(limit)).mappings().all()
     return [{"span_id": r["id"], **{k: r[k] for k in r.keys() if k != "id"}} for r in rows]

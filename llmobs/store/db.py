@@ -99,6 +99,7 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
         try:
             SQLModel.metadata.create_all(engine)
             _create_missing_indexes(engine)
+            _create_statistics(engine)
             _schema_ready.add(engine)
             return
         except (OperationalError, ProgrammingError, DBAPIError) as exc:
@@ -118,6 +119,22 @@ def _create_missing_indexes(engine: Engine) -> None:
         for index in table.indexes:
             if index.name not in present:
                 index.create(engine, checkfirst=True)
+
+
+# PostgreSQL statistics on expressions the analytics filter by (gathered by ANALYZE; nothing to maintain on insert).
+# Without them PostgreSQL guesses that a tag holds 0.1% of traces and reads every span of a common tag through the
+# trace_id index (1.6 s for a 30-day range of 1M spans instead of 0.5 s with a hash join).
+PG_STATISTICS = {"llmobs_traces_tags_jsonb": "CREATE STATISTICS IF NOT EXISTS llmobs_traces_tags_jsonb "
+                                             "ON ((tags::jsonb)) FROM traces"}
+
+
+def _create_statistics(engine: Engine) -> None:
+    """Create PG_STATISTICS on PostgreSQL 14+ (expression statistics); older servers and SQLite go without."""
+    if engine.dialect.name != "postgresql" or (engine.dialect.server_version_info or (0,)) < (14,):
+        return
+    with engine.begin() as conn:
+        for ddl in PG_STATISTICS.values():
+            conn.exec_driver_sql(ddl)
 
 
 @contextmanager

@@ -110,14 +110,19 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
 
 
 def _create_missing_indexes(engine: Engine) -> None:
-    """create_all skips tables that exist; indexes added in a later release are created here."""
+    """create_all skips tables that exist; indexes added in a later release are created here, and an index whose
+    columns a later release changed is rebuilt (once, when a process first opens the database)."""
     from sqlalchemy import inspect
 
     inspector = inspect(engine)
     for table in SQLModel.metadata.sorted_tables:
-        present = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        present = {ix["name"]: list(ix["column_names"]) for ix in inspector.get_indexes(table.name)}
         for index in table.indexes:
-            if index.name not in present:
+            columns = [c.name for c in index.columns]
+            if index.name in present and present[index.name] != columns:
+                log.info("llmobs: rebuilding index %s on %s with columns %s", index.name, table.name, columns)
+                index.drop(engine, checkfirst=True)
+            if present.get(index.name) != columns:
                 index.create(engine, checkfirst=True)
 
 

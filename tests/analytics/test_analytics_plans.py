@@ -217,3 +217,22 @@ def test_postgresql_keeps_statistics_on_trace_tags(store: Store) -> None:
     with engine.connect() as conn:
         names = conn.execute(text("SELECT stxname FROM pg_statistic_ext WHERE stxrelid = 'traces'::regclass")).all()
     assert ("llmobs_traces_tags_jsonb",) in [tuple(n) for n in names]
+
+
+def test_an_index_whose_columns_changed_is_rebuilt_when_an_existing_database_is_opened(store: Store) -> None:
+    from sqlalchemy import inspect, text
+
+    from llmobs.store import db
+
+    engine = store.engine()
+    db.ensure_schema(engine)
+    seed(engine, random_spans(20))
+    old = "kind, start_time, model_name, status, duration_ms, total_tokens, cost_usd"  # before source was added
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_spans_kind_start_cover"))
+        conn.execute(text(f"CREATE INDEX ix_spans_kind_start_cover ON spans ({old})"))
+    db._schema_ready.discard(engine)  # as a new process opening the database
+    db.ensure_schema(engine)
+    columns = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("spans")}
+    assert columns["ix_spans_kind_start_cover"] == [*old.split(", "), "source"]
+    assert analytics.overview(T0, T0 + dt.timedelta(hours=10), source="seed", engine=engine)["total_requests"] > 0

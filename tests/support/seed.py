@@ -42,9 +42,9 @@ EVALUATION_COLUMNS = tuple(c.name for c in Evaluation.__table__.columns)
 # them and the query benchmark measures both schemas.
 PROPOSED_INDEXES = (
     "CREATE INDEX ix_spans_kind_start_cover ON spans "
-    "(kind, start_time, model_name, status, duration_ms, total_tokens, cost_usd)",
+    "(kind, start_time, model_name, status, duration_ms, total_tokens, cost_usd, source)",
     "CREATE INDEX ix_spans_kind_model_start_cover ON spans "
-    "(kind, model_name, start_time, status, duration_ms, total_tokens, cost_usd)",
+    "(kind, model_name, start_time, status, duration_ms, total_tokens, cost_usd, source)",
     "CREATE INDEX ix_spans_kind_duration ON spans (kind, duration_ms, start_time)",
     "CREATE INDEX ix_spans_kind_model_duration ON spans (kind, model_name, duration_ms, start_time)",
 )

@@ -205,6 +205,7 @@ def test_sqlite_joins_scores_to_spans_from_the_scores_and_reads_a_users_spans_th
     assert not any("LIST SUBQUERY" in line for plan in pages for line in plan)
 
 
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)  # expression statistics are a PostgreSQL feature
 def test_postgresql_keeps_statistics_on_trace_tags(store: Store) -> None:
     from sqlalchemy import text
 
@@ -212,8 +213,6 @@ def test_postgresql_keeps_statistics_on_trace_tags(store: Store) -> None:
 
     engine = store.engine()
     ensure_schema(engine)
-    if engine.dialect.name != "postgresql":
-        pytest.skip("expression statistics are a PostgreSQL feature")
     with engine.connect() as conn:
         names = conn.execute(text("SELECT stxname FROM pg_statistic_ext WHERE stxrelid = 'traces'::regclass")).all()
     assert ("llmobs_traces_tags_jsonb",) in [tuple(n) for n in names]

@@ -23,7 +23,7 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.tools import tool
 
 import llmobs
-from llmobs import analytics
+from _recorded import print_recorded  # examples/_recorded.py
 from llmobs.integrations.langchain import instrument, uninstrument
 
 TRACE_IDS: list[str | None] = []
@@ -104,11 +104,7 @@ def main() -> None:
         print("tool loop:", tool_loop("How many words are in this?"))
     finally:
         uninstrument()
-    assert llmobs.flush(timeout=30), "llmobs could not write the spans in time"
-    print(f"\nRecorded into {llmobs.get_settings().database_url}:")
-    for trace_id in dict.fromkeys(TRACE_IDS):
-        if trace_id is not None:  # None: llmobs disabled or the trace not sampled
-            print(analytics.trace_tree(trace_id), end="\n\n")
+    print_recorded(TRACE_IDS)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
 
 import llmobs
-from llmobs import analytics
+from _recorded import print_recorded  # examples/_recorded.py
 from llmobs.integrations import llamaindex
 
 DOCS = [
@@ -58,11 +58,7 @@ def main() -> None:
     print("streamed answer:", stream_answer(index, "What does llmobs record?"))
     llamaindex.uninstrument()
 
-    assert llmobs.flush(timeout=30), "llmobs could not write the spans in time"
-    print(f"\nRecorded into {llmobs.get_settings().database_url}:")
-    for trace_id in TRACE_IDS:
-        if trace_id is not None:  # None: llmobs disabled or the trace not sampled
-            print(analytics.trace_tree(trace_id), end="\n\n")
+    print_recorded(TRACE_IDS)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 import llmobs
-from llmobs import analytics
+from _recorded import print_recorded  # examples/_recorded.py
 
 TRACE_IDS: list[str | None] = []
 
@@ -40,11 +40,7 @@ def answer(question: str) -> str:
 def main() -> None:
     """Run the example and print what was stored."""
     print("answer:", answer("What is machine learning?"))
-    assert llmobs.flush(timeout=30), "llmobs could not write the spans in time"
-    print(f"\nRecorded into {llmobs.get_settings().database_url}:")
-    for trace_id in TRACE_IDS:
-        if trace_id is not None:  # None: llmobs disabled or the trace not sampled
-            print(analytics.trace_tree(trace_id), end="\n\n")
+    print_recorded(TRACE_IDS)
 
 
 if __name__ == "__main__":

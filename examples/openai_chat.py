@@ -19,7 +19,7 @@ from typing import Any
 import openai
 
 import llmobs
-from llmobs import analytics
+from _recorded import print_recorded  # examples/_recorded.py
 from llmobs.integrations.openai import instrument, uninstrument
 
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
@@ -75,11 +75,7 @@ def main() -> None:
             print("result:", json.dumps(travel_assistant(client)))
     finally:
         uninstrument()
-    assert llmobs.flush(timeout=30), "llmobs could not write the spans in time"
-    print(f"\nRecorded into {llmobs.get_settings().database_url}:")
-    for trace_id in TRACE_IDS:
-        if trace_id is not None:  # None: llmobs disabled or the trace not sampled
-            print(analytics.trace_tree(trace_id), end="\n\n")
+    print_recorded(TRACE_IDS)
 
 
 if __name__ == "__main__":

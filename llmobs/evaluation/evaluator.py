@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from . import heuristic
-from .heuristic import TASK_METRICS, TASK_TYPES, MetricScore, score_response
+from .heuristic import CORE_METRICS, TASK_METRICS, TASK_TYPES, MetricScore, score_response
 from .registry import Evaluator, Sample, legacy_evaluator, registered_evaluators, run_custom
 
 log = logging.getLogger("llmobs")
@@ -32,7 +32,6 @@ log = logging.getLogger("llmobs")
 __all__ = ["LLMEvaluator", "EvaluationResult", "BACKENDS", "CORE_METRICS", "available_backends", "combine_quality"]
 
 BACKENDS = ("heuristic", "embedding", "llm_judge")
-CORE_METRICS = ("quality", "relevance", "coherence", "accuracy", "toxicity", "bias", "hallucination")
 HEURISTIC_VERSION = "heuristic-1"
 
 

@@ -53,11 +53,15 @@ __all__ = [
     "TOXICITY_THRESHOLD",
     "BIAS_THRESHOLD",
     "HALLUCINATION_THRESHOLD",
+    "CORE_METRICS",
 ]
 
 logger = logging.getLogger(__name__)
 
 TASK_TYPES: tuple[str, ...] = ("general", "qa", "summarization", "creative", "technical")
+
+# Every backend reports these for every response (quality is derived from the others).
+CORE_METRICS: tuple[str, ...] = ("quality", "relevance", "coherence", "accuracy", "toxicity", "bias", "hallucination")
 
 # Metrics added on top of the core ones, per task type.
 TASK_METRICS: Mapping[str, tuple[str, ...]] = {
@@ -2128,16 +2132,7 @@ def score_response(
     elif task_type == "technical":
         scores["clarity"] = _clarity(r)
     scores["quality"] = combine_quality(task_type, scores)
-    order = (
-        "quality",
-        "relevance",
-        "coherence",
-        "accuracy",
-        "toxicity",
-        "bias",
-        "hallucination",
-        *TASK_METRICS[task_type],
-    )
+    order = (*CORE_METRICS, *TASK_METRICS[task_type])
     return {k: scores[k] for k in order}
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from .heuristic import MetricScore
+from .heuristic import CORE_METRICS, TASK_METRICS, MetricScore
 
 __all__ = [
     "Evaluator",
@@ -37,24 +37,7 @@ __all__ = [
 ]
 
 # Metric names a custom evaluator may not reuse: they belong to the built-in tiers.
-BUILTIN_METRICS = frozenset(
-    {
-        "quality",
-        "relevance",
-        "coherence",
-        "accuracy",
-        "toxicity",
-        "bias",
-        "hallucination",
-        "directness",
-        "completeness",
-        "conciseness",
-        "coverage",
-        "originality",
-        "vividness",
-        "clarity",
-    }
-)
+BUILTIN_METRICS = frozenset((*CORE_METRICS, *(m for task in TASK_METRICS.values() for m in task)))
 ALL_TASKS = "*"
 # Parameters a decorated function may declare; each is filled in by name.
 INJECTABLE = (

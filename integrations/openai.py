@@ -488,7 +488,7 @@ def _request_input(family: str, kwargs: dict[str, Any]) -> Any:
     if family == "chat":
         messages = kwargs.get("messages")
         if isinstance(messages, list) and all(type(m) is dict for m in messages):
-            return messages  # already role/content dicts: start_span's snapshot copies them
+            return messages  # already role/content dicts: begin() copies them with plain()
         return messages_list(messages)
     if family == "responses":
         items: list[Any] = []

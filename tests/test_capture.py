@@ -153,6 +153,15 @@ def test_a_value_cut_at_call_time_is_stored_with_its_original_length_not_cut_aga
     assert loads(row["input"]) == {"items": ["y" * 64 + "…[truncated 300 chars]"]}
 
 
+def test_a_span_without_a_name_is_stored_as_unnamed_and_a_nul_in_a_name_is_replaced(store: Store) -> None:
+    with llmobs.span(""):
+        pass
+    with llmobs.span("a\x00b"):
+        pass
+    llmobs.flush()
+    assert sorted(r["name"] for r in store.spans()) == ["a\ufffdb", "unnamed"]
+
+
 def test_capture_can_be_switched_off_per_function_and_globally(store: Store) -> None:
     @llmobs.observe(name="no_in", capture_input=False)
     def no_in(secret: str) -> str:

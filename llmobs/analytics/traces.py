@@ -119,7 +119,7 @@ def _span_line(span: dict[str, Any], output_chars: int) -> str:
     if span["model_name"]:
         parts.append(f"model={span['model_name']}")
     if span["prompt_tokens"] is not None or span["completion_tokens"] is not None:
-        source = (span["metadata"] or {}).get("usage_source") if isinstance(span["metadata"], dict) else None
+        source = span["metadata"].get("usage_source") if isinstance(span["metadata"], dict) else None
         parts.append(f"tokens={span['prompt_tokens']}/{span['completion_tokens']}" + (f" ({source})" if source else ""))
     if span["cost_usd"] is not None:
         parts.append(f"cost_usd={span['cost_usd']:.7f}")

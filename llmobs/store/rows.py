@@ -137,7 +137,7 @@ def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: 
         if total is None and (prompt is not None or completion is not None):
             total = (prompt or 0) + (completion or 0)
     name = rec.name
-    if not _plain(name, 512):
+    if not name or not _plain(name, 512):
         name = _text(name, 512) or "unnamed"
     error_type, error_message, model, provider = rec.error_type, rec.error_message, rec.model_name, rec.provider
     cost, ttft, metadata = rec.cost_usd, rec.time_to_first_token_ms, rec.metadata

@@ -404,10 +404,8 @@ class _HandlerMixin:
         parent_run = self._runs.get(parent_run_id) if parent_run_id is not None else None
         if parent_run is None:
             span = start_span(name, kind, source=SOURCE)  # a root: under the current llmobs span, sampled there
-        elif parent_run.recorded:
-            span = SpanRecord(name, kind, parent_run.span.trace, parent_run.span.span_id, SOURCE)
-        else:
-            span = parent_run.span  # the trace is not sampled: neither is this run
+        else:  # under the parent run; an unsampled parent's no-op span comes back as it is
+            span = start_span(name, kind, source=SOURCE, parent=parent_run.span)
         run = _Run(span)
         if make_current and run.recorded and not _loop_running():
             run.previous = current_span.get()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import llmobs
+from llmobs.testing.openai_server import FakeOpenAIServer
 from tests.support.databases import PG_SKIP_REASON, Store, create_pg_schema, drop_pg_schema, postgres_base_url
 from tests.support.receivers import http_receiver, smtp_receiver  # noqa: F401  (shared fixtures)
 
@@ -63,3 +64,20 @@ def llmobs_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Captured records of the ``llmobs`` logger."""
     caplog.set_level(logging.DEBUG, logger="llmobs")
     return caplog
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeOpenAIServer]:
+    """One OpenAI-compatible server on 127.0.0.1 per test module: one per test would cost more than the tests."""
+    with FakeOpenAIServer() as srv:
+        yield srv
+
+
+@pytest.fixture()
+def srv(fake_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
+    """The module's server with an empty script, no responder and no recorded requests, reset again afterwards."""
+    fake_server.clear()
+    fake_server.responder = None
+    yield fake_server
+    fake_server.responder = None
+    fake_server.clear()

@@ -6,7 +6,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -50,19 +49,11 @@ def scripted(request: RecordedRequest) -> Reply:
     return judgment(SCORES[metric], f"{metric} judged")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
 @pytest.fixture
-def srv(server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
-    server.clear()
-    server.responder = scripted
-    yield server
-    server.responder = None
-    server.clear()
+def srv(srv: FakeOpenAIServer) -> FakeOpenAIServer:
+    """The shared fake server (tests/conftest.py), answering as a judge would."""
+    srv.responder = scripted
+    return srv
 
 
 def judge(srv: FakeOpenAIServer, **options: Any) -> LLMEvaluator:

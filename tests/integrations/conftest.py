@@ -9,23 +9,6 @@ import pytest
 from llmobs.testing.openai_server import FakeOpenAIServer
 
 
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAIServer]:
-    """One server for the module: starting one per test would cost more than the tests themselves."""
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture()
-def srv(fake_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
-    """The shared server with an empty script, no hook and no recorded requests."""
-    fake_server.clear()
-    fake_server.responder = None
-    yield fake_server
-    fake_server.responder = None
-    fake_server.clear()
-
-
 @pytest.fixture()
 def client(srv: FakeOpenAIServer) -> Iterator[object]:
     """A real sync OpenAI client on the fake server, retries off so errors surface at once."""

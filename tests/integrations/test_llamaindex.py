@@ -586,21 +586,12 @@ class OpenAIBackedLLM(CustomLLM):
         raise NotImplementedError
 
 
-@pytest.fixture
-def openai_server() -> Iterator[Any]:
-    pytest.importorskip("openai")
-    from llmobs.testing.openai_server import FakeOpenAIServer
-
-    with FakeOpenAIServer() as server:
-        yield server
-
-
 def test_usage_of_a_real_openai_response_object_is_read_from_raw(
-        store: Store, instrumented: None, openai_server: Any) -> None:
+        store: Store, instrumented: None, srv: Any) -> None:
     from llmobs.testing.openai_server import Reply
 
-    openai_server.enqueue(Reply(content="Paris", prompt_tokens=21, completion_tokens=2, cached_tokens=5))
-    assert OpenAIBackedLLM(base_url=openai_server.base_url).complete(QUESTION).text == "Paris"
+    srv.enqueue(Reply(content="Paris", prompt_tokens=21, completion_tokens=2, cached_tokens=5))
+    assert OpenAIBackedLLM(base_url=srv.base_url).complete(QUESTION).text == "Paris"
 
     row = by_name(store.spans(), "OpenAIBackedLLM.complete")
     assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (21, 2, 23)
@@ -610,14 +601,14 @@ def test_usage_of_a_real_openai_response_object_is_read_from_raw(
 
 
 def test_openai_integration_fills_the_llamaindex_generation_instead_of_adding_a_second_span(
-        store: Store, instrumented: None, openai_server: Any) -> None:
+        store: Store, instrumented: None, srv: Any) -> None:
     openai_integration = pytest.importorskip("llmobs.integrations.openai")
     from llmobs.testing.openai_server import Reply
 
-    openai_server.enqueue(Reply(content="Paris", prompt_tokens=21, completion_tokens=2))
+    srv.enqueue(Reply(content="Paris", prompt_tokens=21, completion_tokens=2))
     openai_integration.instrument()
     try:
-        assert OpenAIBackedLLM(base_url=openai_server.base_url).complete(QUESTION).text == "Paris"
+        assert OpenAIBackedLLM(base_url=srv.base_url).complete(QUESTION).text == "Paris"
     finally:
         openai_integration.uninstrument()
 
@@ -627,4 +618,4 @@ def test_openai_integration_fills_the_llamaindex_generation_instead_of_adding_a_
     assert row["source"] == "llamaindex" and row["metadata"]["enriched_by"] == "openai"
     assert (row["prompt_tokens"], row["completion_tokens"]) == (21, 2)
     assert row["metadata"]["usage_source"] == "reported"
-    assert len(openai_server.requests) == 1
+    assert len(srv.requests) == 1

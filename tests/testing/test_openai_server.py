@@ -33,22 +33,6 @@ class City(pydantic.BaseModel):
     population: int
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeOpenAIServer]:
-    """One server for the module: starting one per test would cost more than the tests themselves."""
-    with FakeOpenAIServer() as srv:
-        yield srv
-
-
-@pytest.fixture()
-def srv(server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
-    """The shared server with an empty script, no hook and no recorded requests."""
-    server.clear()
-    server.responder = None
-    yield server
-    server.responder = None
-
-
 @pytest.fixture()
 def client(srv: FakeOpenAIServer) -> Iterator[openai.OpenAI]:
     """A real sync SDK client pointed at the fake server, retries off so errors surface at once."""

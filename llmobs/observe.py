@@ -25,6 +25,7 @@ from llmobs.tracing import NOOP_SPAN, NoopSpan, record_error
 
 log = logging.getLogger("llmobs")
 F = TypeVar("F", bound=Callable[..., Any])
+_submit = _pipeline.submit  # reads the pipeline of this process at each call (a new one after fork)
 _get = current_span.get
 _set = current_span.set
 _reset = current_span.reset
@@ -392,12 +393,7 @@ def _closure(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
                     span.output = result
                 else:
                     span.output = _safe_snap(result, rt.max_field_chars)
-            pipe = _pipeline.pipeline
-            queue = pipe.queue
-            if len(queue) < pipe.wake_at:
-                queue.append(span)
-            else:
-                pipe.submit(span)  # start the writer, wake it, or drop the oldest and count it
+            _submit(span)
         except Exception:  # noqa: BLE001 - boundary
             log.exception("llmobs: could not close span %r", name)
         return result

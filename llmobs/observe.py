@@ -95,8 +95,9 @@ def _safe_snap(value: Any, limit: int) -> Any:
         return f"<unserializable {type(value).__qualname__}>"
 
 
-def _open(spec: _Spec, parent: SpanRecord | None, captured: Any) -> SpanRecord:
-    """A new span under ``parent``; a no-op span when the trace is not sampled. Never raises."""
+def _open(spec: _Spec, parent: SpanRecord | None) -> SpanRecord:
+    """A new span under ``parent`` (``parent`` itself when its trace is not sampled, a no-op span when a new trace
+    is not); the input is attached separately, once the span is known to be recorded. Never raises."""
     try:
         if parent is None:
             rate = rt.sample_rate
@@ -108,17 +109,23 @@ def _open(spec: _Spec, parent: SpanRecord | None, captured: Any) -> SpanRecord:
             span = SpanRecord(spec.name, spec.kind, parent.trace, parent.span_id, "observe")
         else:
             return parent
-        if type(captured) is tuple:  # immutable positional arguments, named when first read
-            span.arg_values = captured
-            span.arg_names = spec.params
-        elif captured is not None:
-            span.input = captured
         if spec.metadata:
             span.metadata = dict(spec.metadata)
         return span
     except Exception:  # noqa: BLE001 - boundary
         log.exception("llmobs: could not open span %r", spec.name)
         return NOOP_SPAN
+
+
+def _attach_input(spec: _Spec, span: SpanRecord, captured: Any) -> None:
+    """Put what ``_input`` captured on a recorded span: raw immutable arguments are named when first read."""
+    if span.__class__ is NoopSpan:
+        return
+    if type(captured) is tuple:
+        span.arg_values = captured
+        span.arg_names = spec.params
+    elif captured is not None:
+        span.input = captured
 
 
 def _input(spec: _Spec, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -229,7 +236,8 @@ def _gen_wrapper(spec: _Spec) -> Callable[..., Any]:
 def _observe_generator(spec: _Spec, gen: Generator[Any, Any, Any], parent: SpanRecord | None,
                        captured: Any) -> Generator[Any, Any, Any]:
     """Re-yield ``gen`` with its span current during each step; the span ends when ``gen`` ends or is closed."""
-    span = _open(spec, parent, captured)
+    span = _open(spec, parent)
+    _attach_input(spec, span, captured)
     collected = _StreamOutput(rt.max_field_chars)
     throwing: BaseException | None = None
     sent: Any = None
@@ -277,7 +285,8 @@ def _asyncgen_wrapper(spec: _Spec) -> Callable[..., Any]:
 async def _observe_async_generator(spec: _Spec, agen: AsyncGenerator[Any, Any], parent: SpanRecord | None,
                                    captured: Any) -> AsyncGenerator[Any, Any]:
     """Async twin of ``_observe_generator``."""
-    span = _open(spec, parent, captured)
+    span = _open(spec, parent)
+    _attach_input(spec, span, captured)
     collected = _StreamOutput(rt.max_field_chars)
     throwing: BaseException | None = None
     sent: Any = None
@@ -324,9 +333,11 @@ def _closure(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
             if not rt.enabled:
                 return await func(*args, **kwargs)
             parent = _get()
-            span = _open(spec, parent, _input(spec, None, args, kwargs))
+            span = _open(spec, parent)
             if span is parent:
                 return await func(*args, **kwargs)
+            if span.__class__ is not NoopSpan:  # no capture for a trace that sampling left out
+                _attach_input(spec, span, _input(spec, None, args, kwargs))
             token = _set(span)
             try:
                 result = await func(*args, **kwargs)
@@ -348,21 +359,19 @@ def _closure(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         if not rt.enabled:
             return func(*args, **kwargs)
         parent = _get()
+        if parent is None and rt.sample_rate < 1.0 and _random() >= rt.sample_rate:
+            return _call_unsampled(spec, func, args, kwargs)
         try:
             if parent is None:
-                rate = rt.sample_rate
-                if rate < 1.0 and _random() >= rate:
-                    span: SpanRecord = NoopSpan()
-                else:
-                    span = SpanRecord(name, kind, TraceState(new_trace_id(), True), None, "observe")
-                    span.is_root = True
+                span = SpanRecord(name, kind, TraceState(new_trace_id(), True), None, "observe")
+                span.is_root = True
             else:
                 trace = parent.trace
                 if not trace.sampled:
                     return func(*args, **kwargs)
                 span = SpanRecord(name, kind, trace, parent.span_id, "observe")
             captured = _input(spec, None, args, kwargs)
-            if type(captured) is tuple:
+            if type(captured) is tuple:  # the common case of _open + _attach_input, inlined: the hot path
                 span.arg_values = captured
                 span.arg_names = params
             elif captured is not None:
@@ -382,8 +391,6 @@ def _closure(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         _reset(token)
         if type(result) is _CoroutineType:
             return _await_then_close(spec, span, result)
-        if span.__class__ is NoopSpan:
-            return result
         try:
             span.perf_end = perf_ns()
             span.ended = True
@@ -399,6 +406,20 @@ def _closure(func: Callable[..., Any], spec: _Spec) -> Callable[..., Any]:
         return result
 
     return wrapper
+
+
+def _call_unsampled(spec: _Spec, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run a call that starts a trace sampling left out: nothing captured, a no-op span current so that nothing
+    under it is recorded either (also while a returned coroutine runs)."""
+    span = NoopSpan()
+    token = _set(span)
+    try:
+        result = func(*args, **kwargs)
+    finally:
+        _reset(token)
+    if type(result) is _CoroutineType:
+        return _await_then_close(spec, span, result)
+    return result
 
 
 def _callable_wrapper(spec: _Spec, func: Callable[..., Any]) -> Callable[..., Any]:

@@ -444,3 +444,24 @@ def test_sample_rate_keeps_or_drops_whole_traces(store: Store) -> None:
     llmobs.configure(sample_rate=0.0)
     root()
     assert len(store.spans()) == len(rows)
+
+    calls: list[str] = []
+
+    @llmobs.observe(name="later")
+    def later() -> Any:  # a plain function returning a coroutine: its children run after it returned
+        calls.append("later")
+
+        async def body() -> None:
+            child()
+        return body()
+
+    @llmobs.observe(name="failing")
+    def failing() -> None:
+        calls.append("failing")
+        raise KeyError("k")
+
+    asyncio.run(later())
+    with pytest.raises(KeyError):
+        failing()
+    assert calls == ["later", "failing"]  # each ran once, as without llmobs
+    assert len(store.spans()) == len(rows)  # and neither they nor the child under the coroutine were recorded

@@ -23,7 +23,7 @@ MAX_ITEMS = 200
 TRUNCATION_MARK = "…[truncated {} chars]"
 _EARLIER_CUT = re.compile(r"…\[truncated (\d+) chars\]$")
 # Room for one marker: a value cut at capture time (max_chars + marker) is stored as it is, not cut a second time.
-MARK_SLACK = 48
+MARK_SLACK = 64
 _ATOMS = (int, float, bool, type(None))
 _INT64, _UINT64 = 2**63, 2**64  # orjson's integer range
 
@@ -196,7 +196,7 @@ def _shrink(value: Any, text: str, max_chars: int) -> str:
         if limit < 16:
             break
         shorter = orjson.dumps(snapshot(value, limit), option=orjson.OPT_NON_STR_KEYS).decode()
-        if len(shorter) <= max_chars + 64:
+        if len(shorter) <= max_chars + MARK_SLACK:
             return shorter
     return orjson.dumps(truncate_text(text, max_chars)).decode()
 

@@ -44,6 +44,10 @@ TRACE_FIELDS = frozenset({"name", "user_id", "session_id", "tags", "metadata", "
 
 _TRACE_DEFAULTS: dict[str, Any] = {"name": None, "user_id": None, "session_id": None, "tags": None,
                                    "metadata": None, "input": None, "output": None}
+# Kept by the writer thread: the tags its span rows were last written with (``spans.trace_tags``), as JSON text,
+# and whether rows written earlier carry other tags and must be rewritten.
+_TAGS_UNWRITTEN = object()
+_TRACE_WRITER_DEFAULTS: dict[str, Any] = {"tags_written": _TAGS_UNWRITTEN, "tags_json": None, "retagged": False}
 
 
 class TraceState:
@@ -138,7 +142,7 @@ class SpanRecord:
         return f"SpanRecord({self.name!r}, kind={self.kind!r}, id={self.id}, status={self.status!r})"
 
 
-for _key, _value in _TRACE_DEFAULTS.items():
+for _key, _value in {**_TRACE_DEFAULTS, **_TRACE_WRITER_DEFAULTS}.items():
     setattr(TraceState, _key, _value)
 for _key, _value in _SPAN_DEFAULTS.items():
     setattr(SpanRecord, _key, _value)

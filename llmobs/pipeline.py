@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
@@ -33,6 +33,7 @@ from llmobs.store.rows import (
     TRACE_TOTALS,
     as_dicts,
     aware_time,
+    retagged_traces,
     span_tuple,
     sqlite_time,
     trace_tuples,
@@ -78,14 +79,18 @@ class SQLExporter:
         records, scores = split_batch(batch)
         spans = [span_tuple(r, max_chars, redact_on, fmt_time) for r in records]
         traces = trace_tuples(records, spans, max_chars, redact_on)
-        span_sql, trace_sql, score_sql = _statements(engine)
+        retagged = retagged_traces(records)
+        sql = _statements(engine)
         with engine.begin() as conn:
             if spans:
-                conn.exec_driver_sql(span_sql, spans)
-                conn.exec_driver_sql(trace_sql, traces)
+                conn.exec_driver_sql(sql.spans, spans)
+                conn.exec_driver_sql(sql.traces, traces)
+            if retagged:
+                conn.exec_driver_sql(sql.retag_spans, retagged)
+                conn.exec_driver_sql(sql.retag_traces, retagged)
             if scores:
                 _fill_trace_ids(conn, scores)
-                conn.exec_driver_sql(score_sql, [score_tuple(s, postgres) for s in scores])
+                conn.exec_driver_sql(sql.scores, [score_tuple(s, postgres) for s in scores])
 
     def shutdown(self) -> None:
         """Nothing to release: engines are shared and disposed at process exit."""
@@ -106,6 +111,14 @@ class InMemoryExporter:
         self.rows.extend(as_dicts(SPAN_COLUMNS, spans))
         self.trace_rows.extend(as_dicts(TRACE_COLUMNS, trace_tuples(records, spans, rt.max_field_chars,
                                                                      rt.redact_secrets)))
+        for tags, trace_id in retagged_traces(records):
+            decoded = None if tags is None else orjson.loads(tags)
+            for row in self.rows:
+                if row["trace_id"] == trace_id:
+                    row["trace_tags"] = decoded
+            for row in self.trace_rows:
+                if row["id"] == trace_id:
+                    row["tags"] = decoded
         self.score_rows.extend(dict(zip(SCORE_COLUMNS, s.as_tuple())) for s in scores)
 
     def shutdown(self) -> None:
@@ -147,11 +160,22 @@ def _fill_trace_ids(conn: Any, scores: Sequence[ScoreRecord]) -> None:
             s.trace_id = found[s.span_id]
 
 
-_STATEMENTS: dict[str, tuple[str, str, str]] = {}
+class Statements(NamedTuple):
+    """The writer's SQL for one dialect."""
+
+    spans: str
+    traces: str
+    scores: str
+    retag_spans: str
+    retag_traces: str
 
 
-def _statements(engine: Engine) -> tuple[str, str, str]:
-    """The INSERT ... ON CONFLICT texts for spans (do nothing) and traces (add totals, keep known attributes)."""
+_STATEMENTS: dict[str, Statements] = {}
+
+
+def _statements(engine: Engine) -> Statements:
+    """INSERT ... ON CONFLICT for spans (do nothing), traces (add totals, keep known attributes) and scores, and the
+    UPDATEs that rewrite a retagged trace's tags."""
     name = engine.dialect.name
     if name in _STATEMENTS:
         return _STATEMENTS[name]
@@ -172,9 +196,11 @@ def _statements(engine: Engine) -> tuple[str, str, str]:
                            f"ELSE COALESCE(traces.{column}, 0) + COALESCE(excluded.{column}, 0) END")
         else:
             updates.append(f"{column} = COALESCE(excluded.{column}, traces.{column})")
-    statements = (insert("spans", SPAN_COLUMNS) + "NOTHING",
-                  insert("traces", TRACE_COLUMNS) + "UPDATE SET " + ", ".join(updates),
-                  insert("evaluations", SCORE_COLUMNS) + "NOTHING")
+    statements = Statements(insert("spans", SPAN_COLUMNS) + "NOTHING",
+                            insert("traces", TRACE_COLUMNS) + "UPDATE SET " + ", ".join(updates),
+                            insert("evaluations", SCORE_COLUMNS) + "NOTHING",
+                            f"UPDATE spans SET trace_tags = {mark} WHERE trace_id = {mark}",
+                            f"UPDATE traces SET tags = {placeholder('tags')} WHERE id = {mark}")
     _STATEMENTS[name] = statements
     return statements
 

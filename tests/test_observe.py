@@ -271,6 +271,55 @@ def test_nested_calls_share_one_trace_with_parent_links_and_trace_totals(store: 
     assert loads(trace["input"]) == {"q": "What is ML?"} and loads(trace["output"]) == "generated"
 
 
+def _tag_count(store: Store, tag: str) -> int:
+    from llmobs import analytics
+
+    return analytics.overview(kind=None, tag=tag, engine=store.engine())["total_requests"]
+
+
+def test_every_span_row_repeats_its_trace_tags_even_when_tagged_after_a_child_was_written(store: Store) -> None:
+    @llmobs.observe(name="child")
+    def child() -> int:
+        return 1
+
+    @llmobs.observe(name="root")
+    def root() -> None:
+        child()
+        assert llmobs.flush(timeout=30)  # the first child is stored before the trace has any tag
+        llmobs.update_current_trace(tags=["late", 'q"uote'])
+        child()
+
+    root()
+    rows = store.spans()
+    assert len(rows) == 3 and {r["trace_tags"] for r in rows} == {'["late","q\\"uote"]'}
+    assert store.traces()[0]["tags"] == ["late", 'q"uote']
+    assert (_tag_count(store, "late"), _tag_count(store, 'q"uote'), _tag_count(store, "lat")) == (3, 3, 0)
+
+
+def test_a_tag_set_after_the_root_was_written_reaches_every_row_of_the_trace(store: Store) -> None:
+    import contextvars
+
+    kept: list[contextvars.Context] = []
+
+    @llmobs.observe(name="root")
+    def root() -> None:
+        llmobs.update_current_trace(tags=["early"])
+        kept.append(contextvars.copy_context())  # as a task that outlives the call would keep it
+
+    @llmobs.observe(name="straggler")
+    def straggler() -> None:
+        llmobs.update_current_trace(tags=["later"])
+
+    root()
+    assert llmobs.flush(timeout=30) and _tag_count(store, "early") == 1
+    kept[0].run(straggler)
+    rows = store.spans()
+    assert [r["name"] for r in rows] == ["root", "straggler"]
+    assert {r["trace_tags"] for r in rows} == {'["early","later"]'}
+    assert store.traces()[0]["tags"] == ["early", "later"]
+    assert (_tag_count(store, "early"), _tag_count(store, "later")) == (2, 2)
+
+
 def test_asyncio_gather_and_create_task_nest_under_the_awaiting_span(store: Store) -> None:
     @llmobs.observe(name="leaf")
     async def leaf(i: int) -> int:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, cast, exists, func, literal_column, select
+import orjson
+from sqlalchemy import Table, cast, exists, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -181,8 +182,8 @@ def span_conditions(f: Filters, dialect: str, *, time: bool = True,
     ``unindexed=True`` is for spans joined to a smaller driving table (evaluations): it keeps SQLite, which has no
     statistics to compare row counts, from walking a spans index for these conditions and probing the other table
     once per span; each span is then reached by its primary key and checked. For the same reason SQLite reaches
-    the spans of a user or session through their traces (see ``trace_driven``), and checks a tag span by span
-    (a list of every tagged trace costs more than the check).
+    the spans of a user or session through their traces (see ``trace_driven``). A tag is checked on the span's
+    own copy of its trace's tags (``spans.trace_tags``): looking each span's trace up cost ~2 µs per span.
     """
     s = SPANS.c
     driven = not unindexed and trace_driven(f, dialect)
@@ -201,8 +202,10 @@ def span_conditions(f: Filters, dialect: str, *, time: bool = True,
         conds.append(col(s.status) == f.status)
     if f.source is not None:
         conds.append(col(s.source) == f.source)
-    if f.has_trace_filters:
-        traces = select(TRACES.c.id).where(*trace_attribute_conditions(f, dialect))
+    if f.tag is not None:
+        conds.append(tag_condition(s.trace_tags, f.tag, dialect))
+    if f.user_id is not None or f.session_id is not None:
+        traces = select(TRACES.c.id).where(*trace_attribute_conditions(f, dialect, tag=False))
         if dialect == "sqlite" and not driven:
             conds.append(traces.where(TRACES.c.id == s.trace_id).exists())
         else:
@@ -227,17 +230,29 @@ def _same(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return column
 
 
-def trace_attribute_conditions(f: Filters, dialect: str) -> list[ColumnElement[bool]]:
-    """Conditions on ``traces`` for user, session and tag."""
+def trace_attribute_conditions(f: Filters, dialect: str, *, tag: bool = True) -> list[ColumnElement[bool]]:
+    """Conditions on ``traces`` for user, session and (unless ``tag=False``) tag."""
     t = TRACES.c
     conds: list[ColumnElement[bool]] = []
     if f.user_id is not None:
         conds.append(t.user_id == f.user_id)
     if f.session_id is not None:
         conds.append(t.session_id == f.session_id)
-    if f.tag is not None:
+    if tag and f.tag is not None:
         conds.append(_has_tag(f.tag, dialect))
     return conds
+
+
+def tag_condition(column: ColumnElement[Any], tag: str, dialect: str) -> ColumnElement[bool]:
+    """True where ``column``, a JSON list of strings stored as text (``spans.trace_tags``), holds ``tag`` as a whole
+    element, case-sensitively, by substring search: no JSON is parsed per row.
+
+    Inside a JSON string a quote is always escaped, so ``,"tag",`` can only match at element boundaries.
+    """
+    item = orjson.dumps(tag).decode()
+    find = func.strpos if dialect == "postgresql" else func.instr
+    return or_(column == f"[{item}]", find(column, f"[{item},") == 1, find(column, f",{item},") > 0,
+               find(column, f",{item}]") > 0)
 
 
 def trace_conditions(f: Filters, dialect: str, *, time_unindexed: bool = False) -> list[ColumnElement[bool]]:

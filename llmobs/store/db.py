@@ -98,6 +98,7 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
     for attempt in range(attempts):
         try:
             SQLModel.metadata.create_all(engine)
+            _add_missing_columns(engine)
             _create_missing_indexes(engine)
             _create_statistics(engine)
             _schema_ready.add(engine)
@@ -107,6 +108,41 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
                 raise
             log.debug("llmobs: schema creation raced or failed (%s); retrying", type(exc).__name__)
             time.sleep(0.05 * (attempt + 1))
+
+
+# Columns added in a later release, and how to fill them in the rows an earlier release wrote (per dialect).
+# spans.trace_tags is compact JSON text (as rows.tags_json writes it), whatever spacing traces.tags was stored with.
+COLUMN_BACKFILLS: dict[tuple[str, str], dict[str, str]] = {
+    ("spans", "trace_tags"): {
+        "sqlite": "UPDATE spans SET trace_tags = (SELECT json(tags) FROM traces WHERE traces.id = spans.trace_id) "
+                  "WHERE trace_id IN (SELECT id FROM traces WHERE tags IS NOT NULL AND tags != '[]')",
+        "postgresql": "UPDATE spans SET trace_tags = t.tags_text FROM ("
+                      "SELECT traces.id, '[' || string_agg(to_json(e.value)::text, ',' ORDER BY e.n) || ']' AS tags_text "
+                      "FROM traces, json_array_elements_text(traces.tags) WITH ORDINALITY AS e(value, n) "
+                      "WHERE traces.tags IS NOT NULL GROUP BY traces.id) AS t WHERE spans.trace_id = t.id",
+    },
+}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """create_all skips tables that exist; a column added in a later release is added here (nullable) and filled
+    by its COLUMN_BACKFILLS statement, in one transaction, once, when a process first opens the database."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            log.info("llmobs: adding column %s.%s to a database written by an earlier version", table.name,
+                     column.name)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} "
+                                     f"{column.type.compile(dialect=engine.dialect)}")
+                backfill = COLUMN_BACKFILLS.get((table.name, column.name), {}).get(engine.dialect.name)
+                if backfill:
+                    conn.exec_driver_sql(backfill)
 
 
 def _create_missing_indexes(engine: Engine) -> None:

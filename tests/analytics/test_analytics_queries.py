@@ -134,6 +134,23 @@ def test_each_filter_selects_the_expected_spans(seeded: Store, fields: dict[str,
     assert same["total_requests"] == requests
 
 
+def test_a_tag_matches_whole_tags_exactly_wherever_it_sits_in_the_list(store: Store) -> None:
+    tag_lists = [["bench"], ["bench", "b"], ["a", "bench", "b"], ["a", "bench"], ["Bench"], ["bench-x", "xbench"],
+                 ['a"bench'], ['bench"', "b"], ["x,bench", "bench,"], ['a","bench'], ["ünï", "b"], []]
+    seed(store.engine(), [gen(at(i), 10, trace_id=f"{i + 1:032x}", tags=tags) for i, tags in enumerate(tag_lists)])
+
+    def count(tag: str) -> int:
+        return analytics.overview(START, END, tag=tag, engine=store.engine())["total_requests"]
+
+    def traces(tag: str) -> int:
+        return analytics.overview(START, END, tag=tag, engine=store.engine())["traces"]
+
+    assert (count("bench"), traces("bench")) == (4, 4)
+    assert [count(t) for t in ("Bench", "bench-x", 'a"bench', 'bench"', "x,bench", 'a","bench', "ünï", "ben")] == \
+        [1, 1, 1, 1, 1, 1, 1, 0]
+    assert (count("b"), count("a"), count("")) == (4, 2, 0)
+
+
 def test_trace_level_counts_follow_span_filters(seeded: Store) -> None:
     ov = analytics.overview(START, END, model="claude-3", engine=seeded.engine())
     assert (ov["traces"], ov["unique_users"], ov["unique_sessions"]) == (2, 1, 1)

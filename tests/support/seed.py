@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 
 from llmobs.store.db import ensure_schema
 from llmobs.store.models import Evaluation, Span, Trace
+from llmobs.store.rows import tags_json
 
 UTC = dt.timezone.utc
 TRACE_KEYS = ("user_id", "session_id", "tags")
@@ -121,7 +122,9 @@ def seed(engine: Engine, spans: Iterable[dict[str, Any]], *, chunk_size: int = 2
     total = 0
     for chunk in _trace_chunks(iter(spans), chunk_size):
         traces = trace_rows(chunk)
-        span_rows = [{k: v for k, v in r.items() if k not in TRACE_KEYS} for r in chunk]
+        tags = {t["id"]: tags_json(t["tags"]) for t in traces}  # each span repeats its trace's tags
+        span_rows = [{**{k: v for k, v in r.items() if k not in TRACE_KEYS}, "trace_tags": tags[r["trace_id"]]}
+                     for r in chunk]
         _insert(engine, Span.__table__, span_rows, SPAN_COLUMNS)
         _insert(engine, Trace.__table__, traces, TRACE_COLUMNS)
         total += len(chunk)

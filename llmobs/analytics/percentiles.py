@@ -122,9 +122,14 @@ def percentiles_by_model(conn: Connection, f: Filters, column: Column[Any], qs: 
     ``counts`` (non-NULL values per model, when the caller has them) saves SQLite a counting pass.
     """
     if conn.dialect.name == "postgresql":
-        s = SPANS.c
-        stmt = (select(s.model_name, func.percentile_cont(array([float(q) for q in qs])).within_group(column))
-                .where(*span_conditions(f, "postgresql"), column.is_not(None)).group_by(s.model_name))
+        rows = select(SPANS.c.model_name, column).where(*span_conditions(f, "postgresql"), column.is_not(None))
+        if f.tag is not None:
+            # The tag is read from each row: PostgreSQL would walk the (kind, model, value) index to skip the sort
+            # and fetch every row at random (1M spans: 5.4 s); a fence makes it scan in order and sort (2.3 s).
+            rows = rows.offset(0)
+        inner = rows.subquery()
+        stmt = (select(inner.c.model_name, func.percentile_cont(array([float(q) for q in qs]))
+                       .within_group(inner.c[column.name])).group_by(inner.c.model_name))
         return {m: dict(zip(qs, (float(v) for v in row))) for m, row in conn.execute(stmt)}
     if not (f.kind is not None and checked_by_index(f) and has_index(conn, ("kind", "model_name", column.name))):
         return _fetch_sorted_by_model(conn, f, column, qs)

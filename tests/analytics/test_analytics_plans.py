@@ -201,6 +201,11 @@ def test_sqlite_joins_scores_to_spans_from_the_scores_and_reads_a_users_spans_th
     assert span_reads and all(line.endswith(("ix_spans_trace_id (trace_id=?)", "sqlite_autoindex_spans_1 (id=?)"))
                               for line in span_reads)  # the user's spans by trace, scored spans by primary key
     assert tagged and not any("LIST SUBQUERY" in line for plan in tagged for line in plan)  # no list of every trace
+    # A range of spans is checked for the tag in its covering index entries: no trace, no span row is looked up
+    # (scores still reach their span by primary key, as above).
+    walks = [line for plan in tagged for line in plan if " spans USING" in line and "(id=?)" not in line]
+    assert walks and all("COVERING INDEX" in line for line in walks), walks
+    assert not any("traces" in line for plan in tagged for line in plan)
     assert all(any("ix_spans_trace_id (trace_id=?)" in line for line in plan) for plan in pages)
     assert not any("LIST SUBQUERY" in line for plan in pages for line in plan)
 
@@ -233,5 +238,5 @@ def test_an_index_whose_columns_changed_is_rebuilt_when_an_existing_database_is_
     db._schema_ready.discard(engine)  # as a new process opening the database
     db.ensure_schema(engine)
     columns = {ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("spans")}
-    assert columns["ix_spans_kind_start_cover"] == [*old.split(", "), "source"]
+    assert columns["ix_spans_kind_start_cover"] == [*old.split(", "), "source", "trace_tags"]
     assert analytics.overview(T0, T0 + dt.timedelta(hours=10), source="seed", engine=engine)["total_requests"] > 0

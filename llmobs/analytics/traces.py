@@ -25,8 +25,12 @@ TRACE_LIST_COLUMNS = ("id", "name", "user_id", "session_id", "start_time", "dura
 
 
 def list_traces(filters: Filters | None = None, *, search: str | None = None, page: int = 1, page_size: int = 25,
-                engine: Engine | str | None = None, **fields: Any) -> dict[str, Any]:
-    """Traces that started in the range, newest first, one page at a time: ``{"rows", "total", "page", "pages"}``.
+                count_limit: int | None = None, engine: Engine | str | None = None, **fields: Any) -> dict[str, Any]:
+    """Traces that started in the range, newest first, one page at a time:
+    ``{"rows", "total", "page", "pages", "total_capped"}``.
+
+    ``count_limit`` stops counting there (``total_capped`` is then True and ``total`` equals the limit): a page of
+    the newest traces stays fast on a range of millions, where an exact count walks every trace of the range.
 
     ``search`` matches a substring of the trace id, name, user or session (case-insensitive).
 
@@ -37,6 +41,9 @@ def list_traces(filters: Filters | None = None, *, search: str | None = None, pa
         raise ValueError(f"llmobs.analytics: page={page!r} must be a positive integer")
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"llmobs.analytics: page_size={page_size!r} must be an integer from 1 to {MAX_PAGE_SIZE}")
+    if count_limit is not None and (isinstance(count_limit, bool) or not isinstance(count_limit, int)
+                                    or count_limit < 1):
+        raise ValueError(f"llmobs.analytics: count_limit={count_limit!r} must be a positive integer or None")
     f = resolve(filters, **fields)
     t = TRACES.c
     with connect(engine) as conn:
@@ -45,12 +52,17 @@ def list_traces(filters: Filters | None = None, *, search: str | None = None, pa
             pattern = f"%{search.strip().lower()}%"
             conds.append(or_(*(func.lower(func.coalesce(c, "")).like(pattern)
                                for c in (t.id, t.name, t.user_id, t.session_id))))
-        total = int(conn.execute(select(func.count()).select_from(TRACES).where(*conds)).scalar_one())
+        matching = select(TRACES.c.id).where(*conds)
+        if count_limit is not None:
+            matching = matching.limit(count_limit + 1)
+        total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
+        capped = count_limit is not None and total > count_limit
+        total = min(total, count_limit) if capped and count_limit is not None else total
         rows = conn.execute(select(*(t[c] for c in TRACE_LIST_COLUMNS)).where(*conds)
                             .order_by(t.start_time.desc(), t.id).limit(page_size)
                             .offset((page - 1) * page_size)).mappings().all()
     out = [{"trace_id": r["id"], **{k: r[k] for k in TRACE_LIST_COLUMNS if k != "id"}} for r in rows]
-    return {"rows": out, "total": total, "page": page, "pages": max(1, -(-total // page_size))}
+    return {"rows": out, "total": total, "page": page, "pages": max(1, -(-total // page_size)), "total_capped": capped}
 
 
 def trace_spans(trace_id: str, *, engine: Engine | str | None = None) -> list[dict[str, Any]]:

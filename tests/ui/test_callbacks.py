@@ -103,6 +103,22 @@ def test_trace_list_is_newest_first_searchable_and_paginated(seeded: Seeded) -> 
         list_traces(f, page_size=0, engine=ctx.engine)
 
 
+def test_trace_counting_stops_at_the_limit_and_the_page_says_so(seeded: Seeded,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, _, _ = seeded
+    f = build_filters(DAY, kind=None)
+    capped = list_traces(f, page_size=2, count_limit=4, engine=ctx.engine)
+    assert (capped["total"], capped["total_capped"], capped["pages"], len(capped["rows"])) == (4, True, 2, 2)
+    exact = list_traces(f, page_size=2, count_limit=6, engine=ctx.engine)
+    assert (exact["total"], exact["total_capped"], exact["pages"]) == (6, False, 3)
+    assert list_traces(f, page=4, page_size=2, count_limit=4, engine=ctx.engine)["rows"] == []
+    with pytest.raises(ValueError, match="count_limit=0"):
+        list_traces(f, count_limit=0, engine=ctx.engine)
+    monkeypatch.setattr(traces, "COUNT_LIMIT", 5)
+    rows, status = traces.trace_page(ctx, DAY)
+    assert status == "Page 1 of 1+ · 5+ traces" and len(rows) == 6  # the page itself is not cut
+
+
 def test_opening_a_trace_shows_its_span_tree_waterfall_and_untrusted_output_verbatim(seeded: Seeded) -> None:
     ctx, data, _ = seeded
     tree, fig, pick, detail, status = traces.open_trace(ctx, XSS_TRACE)

@@ -17,6 +17,8 @@ from llmobs.ui.state import AppContext, TraceLink, build_filters
 
 TAB_ID = "tab-traces"
 PAGE_SIZE = 25
+# Counting stops here: over millions of traces an exact count costs seconds, and "10,000+" says enough.
+COUNT_LIMIT = 10_000
 LIST_HEADERS = ["Trace id", "Name", "User", "Start", "Duration", "Status", "Tokens", "Cost"]
 TREE_HEADERS = ["Span", "Kind", "Start offset", "Duration", "Status", "Model", "Tokens", "Cost", "Span id"]
 DETAIL_FIELDS = ("input", "output", "metadata", "model", "tokens", "cost", "error")
@@ -29,7 +31,8 @@ def trace_page(ctx: AppContext, range_label: str, model: str = "", user_id: str 
     """Callback: one page of the trace list as plain-string rows, and a status line ('Page 1 of 3 · 60 traces')."""
     try:
         f = build_filters(range_label, model, user_id, session_id, tag, source, kind=None)
-        result = list_traces(f, search=search, page=max(1, int(page or 1)), page_size=PAGE_SIZE, engine=ctx.engine)
+        result = list_traces(f, search=search, page=max(1, int(page or 1)), page_size=PAGE_SIZE,
+                             count_limit=COUNT_LIMIT, engine=ctx.engine)
     except ValueError as exc:
         return [], f"Error: {exc}"
     if not result["total"]:
@@ -37,7 +40,8 @@ def trace_page(ctx: AppContext, range_label: str, model: str = "", user_id: str 
     rows = [[cell(r["trace_id"]), cell(r["name"]), cell(r["user_id"]), cell(r["start_time"]),
              fmt_ms(r["duration_ms"]), cell(r["status"]), fmt_int(r["total_tokens"]), fmt_usd(r["cost_usd"])]
             for r in result["rows"]]
-    return rows, f"Page {result['page']} of {result['pages']} · {result['total']} traces"
+    more = "+" if result["total_capped"] else ""
+    return rows, f"Page {result['page']} of {result['pages']}{more} · {result['total']}{more} traces"
 
 
 def span_tree_rows(spans: list[dict[str, Any]]) -> list[list[str]]:

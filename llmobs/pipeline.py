@@ -87,7 +87,6 @@ class SQLExporter:
                 conn.exec_driver_sql(sql.traces, traces)
             if retagged:
                 conn.exec_driver_sql(sql.retag_spans, retagged)
-                conn.exec_driver_sql(sql.retag_traces, retagged)
             if scores:
                 _fill_trace_ids(conn, scores)
                 conn.exec_driver_sql(sql.scores, [score_tuple(s, postgres) for s in scores])
@@ -111,14 +110,11 @@ class InMemoryExporter:
         self.rows.extend(as_dicts(SPAN_COLUMNS, spans))
         self.trace_rows.extend(as_dicts(TRACE_COLUMNS, trace_tuples(records, spans, rt.max_field_chars,
                                                                      rt.redact_secrets)))
-        for tags, trace_id in retagged_traces(records):
+        for tags, trace_id in retagged_traces(records):  # the in-memory twin of the retag UPDATE
             decoded = None if tags is None else orjson.loads(tags)
             for row in self.rows:
                 if row["trace_id"] == trace_id:
                     row["trace_tags"] = decoded
-            for row in self.trace_rows:
-                if row["id"] == trace_id:
-                    row["tags"] = decoded
         self.score_rows.extend(dict(zip(SCORE_COLUMNS, s.as_tuple())) for s in scores)
 
     def shutdown(self) -> None:
@@ -167,7 +163,6 @@ class Statements(NamedTuple):
     traces: str
     scores: str
     retag_spans: str
-    retag_traces: str
 
 
 _STATEMENTS: dict[str, Statements] = {}
@@ -175,7 +170,7 @@ _STATEMENTS: dict[str, Statements] = {}
 
 def _statements(engine: Engine) -> Statements:
     """INSERT ... ON CONFLICT for spans (do nothing), traces (add totals, keep known attributes) and scores, and the
-    UPDATEs that rewrite a retagged trace's tags."""
+    UPDATE that rewrites the tags of a retagged trace's spans."""
     name = engine.dialect.name
     if name in _STATEMENTS:
         return _STATEMENTS[name]
@@ -199,8 +194,7 @@ def _statements(engine: Engine) -> Statements:
     statements = Statements(insert("spans", SPAN_COLUMNS) + "NOTHING",
                             insert("traces", TRACE_COLUMNS) + "UPDATE SET " + ", ".join(updates),
                             insert("evaluations", SCORE_COLUMNS) + "NOTHING",
-                            f"UPDATE spans SET trace_tags = {mark} WHERE trace_id = {mark}",
-                            f"UPDATE traces SET tags = {placeholder('tags')} WHERE id = {mark}")
+                            f"UPDATE spans SET trace_tags = {mark} WHERE trace_id = {mark}")
     _STATEMENTS[name] = statements
     return statements
 

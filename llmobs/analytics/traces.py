@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from llmobs.analytics.evaluations import AUTOMATIC_SOURCES
 from llmobs.analytics.filters import EVALUATIONS, SPANS, TRACES, Filters, resolve, span_conditions, \
     trace_conditions
-from llmobs.analytics.queries import connect
+from llmobs.analytics.queries import _positive_int, connect
 from llmobs.analytics.stats import QUALITY_SKEW
 
 MAX_PAGE_SIZE = 500
@@ -37,13 +37,11 @@ def list_traces(filters: Filters | None = None, *, search: str | None = None, pa
     >>> list_traces(Filters(start=since("1h"), kind=None), search="u-42")["total"]   # doctest: +SKIP
     3
     """
-    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-        raise ValueError(f"llmobs.analytics: page={page!r} must be a positive integer")
+    _positive_int("page", page)
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"llmobs.analytics: page_size={page_size!r} must be an integer from 1 to {MAX_PAGE_SIZE}")
-    if count_limit is not None and (isinstance(count_limit, bool) or not isinstance(count_limit, int)
-                                    or count_limit < 1):
-        raise ValueError(f"llmobs.analytics: count_limit={count_limit!r} must be a positive integer or None")
+    if count_limit is not None:
+        _positive_int("count_limit", count_limit)
     f = resolve(filters, **fields)
     t = TRACES.c
     with connect(engine) as conn:
@@ -57,7 +55,8 @@ def list_traces(filters: Filters | None = None, *, search: str | None = None, pa
             matching = matching.limit(count_limit + 1)
         total = int(conn.execute(select(func.count()).select_from(matching.subquery())).scalar_one())
         capped = count_limit is not None and total > count_limit
-        total = min(total, count_limit) if capped and count_limit is not None else total
+        if capped:
+            total = count_limit
         rows = conn.execute(select(*(t[c] for c in TRACE_LIST_COLUMNS)).where(*conds)
                             .order_by(t.start_time.desc(), t.id).limit(page_size)
                             .offset((page - 1) * page_size)).mappings().all()

@@ -144,8 +144,9 @@ def _note_tags(trace: TraceState, tags: Any) -> None:
 def retagged_traces(records: Iterable[SpanRecord]) -> list[tuple[str | None, str]]:
     """(tags JSON, trace id) of each trace in the batch whose tags changed after some of its spans were written.
 
-    The writer rewrites ``spans.trace_tags`` and ``traces.tags`` of those traces, so a tag set late (after a child
-    span was flushed, or from a task that outlived its trace) still reaches every row.
+    The writer rewrites ``spans.trace_tags`` of those traces, so a tag set late (after a child span was flushed,
+    or from a task that outlived its trace) still reaches every span row; the trace row gets it from
+    ``trace_tuples``.
     """
     found: dict[int, tuple[str | None, str]] = {}
     for rec in records:
@@ -226,7 +227,8 @@ def _add(a: Any, b: Any) -> Any:
 
 def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]], max_chars: int,
                  redact_secrets: bool) -> list[tuple[Any, ...]]:
-    """One ``traces`` row per trace in the batch: totals over the batch's spans, attributes from the root span.
+    """One ``traces`` row per trace in the batch: totals over the batch's spans, attributes from the root span,
+    tags from the trace as its spans were written (so every batch carries them, and a retag reaches the trace row).
 
     The writer upserts these, adding totals to what earlier batches stored, so late spans still count.
     """
@@ -235,8 +237,8 @@ def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]]
         trace_id = row[_TRACE_ID]
         agg = out.get(trace_id)
         if agg is None:
-            agg = out[trace_id] = [trace_id, None, None, None, None, None, None, None, None, None, None, None,
-                                   0, 0, None, None, None, None]
+            agg = out[trace_id] = [trace_id, None, None, None, None, None, None, None, rec.trace.tags_json, None,
+                                   None, None, 0, 0, None, None, None, None]
         agg[12] += 1
         if row[_STATUS] == "error":
             agg[13] += 1
@@ -253,7 +255,6 @@ def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]]
             agg[2], agg[3], agg[4], agg[5] = row[_START], row[_END], row[_DURATION], row[_STATUS]
             agg[6] = None if user_id is None else _text(user_id, 256)
             agg[7] = None if session_id is None else _text(session_id, 256)
-            agg[8] = trace.tags_json  # noted by span_tuple for this very record
             agg[9] = None if metadata is None else metadata_text(metadata, max_chars, redact_secrets)
             agg[10] = row[_INPUT] if trace_input is None else json_text(trace_input, max_chars, redact_secrets)
             agg[11] = row[_OUTPUT] if trace_output is None else json_text(trace_output, max_chars, redact_secrets)

@@ -101,6 +101,29 @@ import os; os._exit(0)  # the database stays down: skip the exit flush, which wo
 """
 
 
+def pricing_cost() -> str:
+    """Nanoseconds the writer spends pricing one model span (fast linear path) and one compute_cost call."""
+    import timeit
+
+    from llmobs.context import SpanRecord, TraceState, new_trace_id
+    from llmobs.pricing import compute_cost
+    from llmobs.processors import price_processor
+
+    record = SpanRecord("call", "generation", TraceState(new_trace_id(), True), None, "observe")
+    record.model_name, record.provider = "gpt-4o-mini", "openai"
+    record.prompt_tokens, record.completion_tokens = 40, 12
+
+    def price() -> None:
+        record.cost_usd = None
+        price_processor(record)
+
+    n = 100_000
+    processor = min(timeit.repeat(price, number=n, repeat=5)) / n * 1e9
+    direct = min(timeit.repeat(lambda: compute_cost("gpt-4o", 1000, 500, cached_tokens=100), number=n, repeat=5))
+    return (f"pricing on the writer: {processor:.0f} ns per model span; "
+            f"compute_cost with cached tokens {direct / n * 1e9:.0f} ns")
+
+
 def run(code: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as cwd:
@@ -145,6 +168,7 @@ def main() -> None:
     else:
         print("  PostgreSQL  skipped: LLMOBS_TEST_POSTGRES_URL is not set")
     print("target: >= 50,000 spans/s sustained into SQLite")
+    print(pricing_cost())
 
     print(f"\n{args.down_calls:,} @observe calls with the database unreachable (queue_size={args.queue_size:,})")
     out = run(DOWN.format(calls=args.down_calls, queue=args.queue_size)).split()

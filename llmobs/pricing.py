@@ -63,6 +63,10 @@ class _Rates:
     source: CostSource
     note: str
 
+    def cost(self, prompt: int, completion: int, cached: int) -> float:
+        """USD for one call: cached tokens are the part of ``prompt`` billed at the cached rate."""
+        return (prompt - cached) * self.input + cached * self.cached_input + completion * self.output + self.per_request
+
 
 @dataclass(frozen=True, slots=True)
 class _TableModel:
@@ -112,16 +116,25 @@ def compute_cost(
     _check_table_snapshot()
     resolved = _resolve(model, provider)
     if isinstance(resolved, _Rates):
-        cost = (
-            (prompt - cached) * resolved.input
-            + cached * resolved.cached_input
-            + completion * resolved.output
-            + resolved.per_request
-        )
-        return CostResult(cost, resolved.source, resolved.note)
+        return CostResult(resolved.cost(prompt, completion, cached), resolved.source, resolved.note)
     if isinstance(resolved, _TableModel):
         return _table_cost(resolved, prompt, completion, cached)
     return CostResult(None, "unknown_model", resolved)
+
+
+def linear_cost(model: str, provider: str | None, prompt: int, completion: int) -> float | None:
+    """The cost of a call without cached tokens when the model has linear prices, else None (use compute_cost).
+
+    The writer prices every model span; this skips compute_cost's validation and result object for the common
+    case. Counts must already be non-negative ints.
+
+    Example:
+        >>> linear_cost("no-such-model", None, 10, 5) is None
+        True
+    """
+    _check_table_snapshot()
+    resolved = _resolve(model, provider)
+    return resolved.cost(prompt, completion, 0) if type(resolved) is _Rates else None
 
 
 def set_price_overrides(mapping: Mapping[str, Mapping[str, Any]] | None) -> None:

@@ -10,7 +10,7 @@ import logging
 from typing import Any, Callable
 
 from llmobs.context import SpanRecord
-from llmobs.pricing import compute_cost
+from llmobs.pricing import compute_cost, linear_cost
 from llmobs.serialize import apply_mask
 
 log = logging.getLogger("llmobs")
@@ -42,10 +42,18 @@ def price_processor(record: SpanRecord) -> SpanRecord:
     """
     if record.cost_usd is not None or record.kind not in PRICED_KINDS or not record.model_name:
         return record
-    if record.prompt_tokens is None and record.completion_tokens is None:
+    prompt, completion = record.prompt_tokens, record.completion_tokens
+    if prompt is None and completion is None:
         return record
-    details = (record.metadata or {}).get("usage_details") or {}
-    result = compute_cost(record.model_name, _as_int(record.prompt_tokens), _as_int(record.completion_tokens),
+    metadata = record.metadata
+    details = (metadata.get("usage_details") if isinstance(metadata, dict) else None) or {}
+    if (not details.get("cached_tokens") and type(prompt) is int and type(completion) is int and prompt >= 0
+            and completion >= 0):
+        cost = linear_cost(record.model_name, record.provider, prompt, completion)
+        if cost is not None:
+            record.cost_usd = cost
+            return record
+    result = compute_cost(record.model_name, _as_int(prompt), _as_int(completion),
                           cached_tokens=_as_int(details.get("cached_tokens")), provider=record.provider)
     if result.cost_usd is not None:
         record.cost_usd = result.cost_usd

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
-from llmobs.context import _TAGS_UNWRITTEN, SpanRecord, TraceState, perf_to_wall_ns
+from llmobs.context import _TAGS_UNWRITTEN, SpanRecord, TraceState, format_trace_id, perf_to_wall_ns
 from llmobs.serialize import MARK_SLACK, encode, redact, snapshot, truncate_text
 
 log = logging.getLogger("llmobs")
@@ -49,9 +49,9 @@ def sqlite_time(epoch_us: int) -> str:
     second, micro = divmod(epoch_us, 1_000_000)
     cached = _last_second
     if cached[0] != second:
-        cached[1] = (_EPOCH_NAIVE + _timedelta(seconds=second)).isoformat(" ")
+        cached[1] = (_EPOCH_NAIVE + _timedelta(seconds=second)).isoformat(" ") + ".%06d"
         cached[0] = second
-    return f"{cached[1]}.{micro:06d}"
+    return cached[1] % micro
 
 
 def aware_time(epoch_us: int) -> dt.datetime:
@@ -152,7 +152,7 @@ def retagged_traces(records: Iterable[SpanRecord]) -> list[tuple[str | None, str
     for rec in records:
         trace = rec.trace
         if trace.retagged:
-            found[trace.trace_id] = (trace.tags_json, f"{trace.trace_id:032x}")
+            found[trace.trace_id] = (trace.tags_json, format_trace_id(trace.trace_id))
     return list(found.values())
 
 
@@ -183,9 +183,9 @@ def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: 
     if tags is not trace.tags_written:
         _note_tags(trace, tags)
     return (
-        f"{rec.span_id:016x}",
-        f"{trace.trace_id:032x}",
-        None if parent is None else f"{parent:016x}",
+        "%016x" % rec.span_id,
+        "%032x" % trace.trace_id,
+        None if parent is None else "%016x" % parent,
         name,
         rec.kind,
         fmt_time(start_us),

@@ -204,7 +204,7 @@ def _shrink(value: Any, text: str, max_chars: int) -> str:
 # Secret shapes; none of them may match a quote or backslash, so replacing inside JSON text keeps it valid.
 SECRET_PATTERNS: tuple[tuple[str, str], ...] = (
     ("api_key", r"\b(?:sk|pk|rk)-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_\-]{16,}"),
-    ("bearer", r"\b[Bb](?i:earer)\s+[A-Za-z0-9._~+/\-]{12,}=*"),
+    ("bearer", r"\b(?:[Bb]earer|BEARER)\s+[A-Za-z0-9._~+/\-]{12,}=*"),
     ("aws_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     ("github_token", r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
@@ -229,7 +229,7 @@ def redact(text: str) -> str:
 
 def _may_hold_secret(text: str) -> bool:
     """Cheap substring checks: every secret pattern contains one of these literals (most text has none)."""
-    return ("@" in text or "k-" in text or "earer" in text or "AKIA" in text or "ASIA" in text or "xox" in text
+    return ("@" in text or "k-" in text or "earer" in text or "EARER" in text or "AKIA" in text or "ASIA" in text or "xox" in text
             or "AIza" in text or "eyJ" in text or ("gh" in text and "_" in text))
 
 

@@ -203,6 +203,11 @@ def test_common_secrets_are_redacted_by_default_and_can_be_kept(store: Store) ->
     assert "sk-abcdefghijklmnopqrstuvwx" in kept["input"]
 
 
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_bearer_tokens_are_redacted_in_any_usual_case(scheme: str) -> None:
+    assert redact(f"Authorization: {scheme} abcdefghijklmnop.qrstuvwx") == "Authorization: [REDACTED]"
+
+
 def test_redact_leaves_ordinary_text_alone() -> None:
     text = "The risk-free rate is 4%; ask@ the desk; skim the doc"
     assert redact(text) == text

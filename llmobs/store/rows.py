@@ -217,12 +217,9 @@ _TRACE_I = {name: i for i, name in enumerate(TRACE_COLUMNS)}
 
 _TRACE_ID, _NAME, _START, _END, _DURATION, _STATUS, _INPUT, _OUTPUT, _KIND = (
     _I[c] for c in ("trace_id", "name", "start_time", "end_time", "duration_ms", "status", "input", "output", "kind"))
-_PROMPT, _COMPLETION, _TOTAL, _COST = (_I[c] for c in ("prompt_tokens", "completion_tokens", "total_tokens",
-                                                       "cost_usd"))
 
 
-def _add(a: Any, b: Any) -> Any:
-    return a if b is None else b if a is None else a + b
+_SUMMED = tuple((_TRACE_I[c], _I[c]) for c in ("prompt_tokens", "completion_tokens", "total_tokens", "cost_usd"))
 
 
 def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]], max_chars: int,
@@ -243,10 +240,11 @@ def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]]
         if row[_STATUS] == "error":
             agg[13] += 1
         if row[_KIND] in COUNTED_KINDS:
-            agg[14] = _add(agg[14], row[_PROMPT])
-            agg[15] = _add(agg[15], row[_COMPLETION])
-            agg[16] = _add(agg[16], row[_TOTAL])
-            agg[17] = _add(agg[17], row[_COST])
+            for total_at, row_at in _SUMMED:  # None + None stays None: a trace with no reported usage has none
+                value = row[row_at]
+                if value is not None:
+                    so_far = agg[total_at]
+                    agg[total_at] = value if so_far is None else so_far + value
         if rec.is_root:
             trace = rec.trace
             name, user_id, session_id = trace.name, trace.user_id, trace.session_id

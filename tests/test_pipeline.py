@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import make_url
 
 import llmobs
-from llmobs.context import SpanRecord
-from llmobs.pipeline import InMemoryExporter, RetryingExporter
+from llmobs.context import SpanRecord, TraceState, new_trace_id
+from llmobs.pipeline import InMemoryExporter, RetryingExporter, SQLExporter
 from llmobs.store import db
 from tests.support.databases import PG_SKIP_REASON, Store, create_pg_schema, drop_pg_schema, postgres_base_url
 from tests.support.tcp_proxy import TcpProxy
@@ -250,3 +250,29 @@ def test_a_row_the_exporter_rejects_is_dropped_alone_and_counted(llmobs_logs: py
     retrying.export(records)
     assert [r["name"] for r in inner.rows] == ["a", "b"] and retrying.rejected == 1
     assert any("rejected" in r.getMessage() for r in llmobs_logs.records)
+
+
+def test_batches_crossing_multi_row_inserts_land_each_span_once_with_exact_trace_totals(store: Store) -> None:
+    """Spans go in 50 rows per statement plus a remainder; traces straddle those chunks and two batches, and every
+    row lands once, with trace totals equal to the sums over their spans from both batches."""
+    traces = [TraceState(new_trace_id(), True) for _ in range(19)]
+    records = []
+    for i in range(133):  # 7 spans per trace: traces cross the 50-row chunks and the two batches
+        record = SpanRecord(f"s{i}", "generation", traces[i // 7], None, "observe")
+        record.prompt_tokens, record.completion_tokens, record.cost_usd = i, 2 * i, i / 1000
+        record.status = "error" if i % 10 == 0 else "ok"
+        record.perf_end, record.ended = record.perf_start + 1_000_000, True
+        records.append(record)
+    exporter = SQLExporter(store.url)
+    exporter.export(records[:61])
+    exporter.export(records[61:])
+    assert sorted(r["name"] for r in store.spans()) == sorted(f"s{i}" for i in range(133))
+    rows = {t["id"]: t for t in store.traces()}
+    assert len(rows) == 19
+    for trace in traces:
+        mine = [r for r in records if r.trace is trace]
+        row = rows[trace.id]
+        assert row["span_count"] == 7 and row["error_count"] == sum(r.status == "error" for r in mine)
+        assert row["prompt_tokens"] == sum(r.prompt_tokens for r in mine)
+        assert row["total_tokens"] == sum(3 * r.prompt_tokens for r in mine)
+        assert row["cost_usd"] == pytest.approx(sum(r.cost_usd for r in mine))

@@ -222,13 +222,17 @@ def redact(text: str) -> str:
     >>> redact("key sk-abcdefghijklmnopqrstuv for bob@example.com")
     'key [REDACTED] for [REDACTED]'
     """
-    if not _may_hold_secret(text):
+    if not may_hold_secret(text):
         return text
     return _SECRET_RE.sub(REDACTED, text)
 
 
-def _may_hold_secret(text: str) -> bool:
-    """Cheap substring checks: every secret pattern contains one of these literals (most text has none)."""
+def may_hold_secret(text: str) -> bool:
+    """Cheap substring checks: every secret pattern contains one of these literals (most text has none).
+
+    >>> may_hold_secret("what is the capital of France?")
+    False
+    """
     return ("@" in text or "k-" in text or "earer" in text or "EARER" in text or "AKIA" in text or "ASIA" in text or "xox" in text
             or "AIza" in text or "eyJ" in text or ("gh" in text and "_" in text))
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Sequence
 import orjson
 
 from llmobs.context import _TAGS_UNWRITTEN, SpanRecord, TraceState, format_trace_id, perf_to_wall_ns
-from llmobs.serialize import MARK_SLACK, encode, redact, snapshot, truncate_text
+from llmobs.serialize import MARK_SLACK, encode, may_hold_secret, redact, snapshot, truncate_text
 
 log = logging.getLogger("llmobs")
 
@@ -159,7 +159,8 @@ def retagged_traces(records: Iterable[SpanRecord]) -> list[tuple[str | None, str
 def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: TimeFormat) -> tuple[Any, ...]:
     """The ``spans`` row of one finished record, in SPAN_COLUMNS order.
 
-    Runs once per span on the writer thread, so fields that are usually None or plain skip the helper calls.
+    Runs once per span on the writer thread, so values that are usually None or plain are checked inline and only
+    the others go through the helpers, and the three JSON fields get one secret check between them.
     """
     perf_start = rec.perf_start
     elapsed_ns = rec.perf_end - perf_start
@@ -167,21 +168,31 @@ def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: 
     start_us = (wall if wall is not None else perf_to_wall_ns(perf_start)) // 1000
     prompt, completion, total = rec.prompt_tokens, rec.completion_tokens, rec.total_tokens
     if prompt is not None or completion is not None or total is not None:
-        prompt = _int(prompt, "prompt_tokens")
-        completion = _int(completion, "completion_tokens")
-        total = _int(total, "total_tokens")
-        if total is None and (prompt is not None or completion is not None):
-            total = (prompt or 0) + (completion or 0)
+        if not (type(prompt) is int and prompt >= 0):
+            prompt = _int(prompt, "prompt_tokens")
+        if not (type(completion) is int and completion >= 0):
+            completion = _int(completion, "completion_tokens")
+        if not (type(total) is int and total >= 0):
+            total = _int(total, "total_tokens")
+            if total is None and (prompt is not None or completion is not None):
+                total = (prompt or 0) + (completion or 0)
     name = rec.name
     if not name or not _plain(name, 512):
         name = _text(name, 512) or "unnamed"
     error_type, error_message, model, provider = rec.error_type, rec.error_message, rec.model_name, rec.provider
-    cost, ttft, metadata = rec.cost_usd, rec.time_to_first_token_ms, rec.metadata
+    cost, ttft, metadata, source = rec.cost_usd, rec.time_to_first_token_ms, rec.metadata, rec.source
     parent = rec.parent_id
     trace = rec.trace
     tags = trace.tags
     if tags is not trace.tags_written:
         _note_tags(trace, tags)
+    input_text = json_text(rec.input, max_chars, False)
+    output_text = json_text(rec.output, max_chars, False)
+    metadata_json = None if metadata is None else metadata_text(metadata, max_chars, False)
+    # One check over the three texts (a None reads 'None', which holds no secret pattern's literal).
+    if redact_secrets and may_hold_secret(f"{input_text}{output_text}{metadata_json}"):
+        input_text, output_text, metadata_json = (None if t is None else redact(t)
+                                                  for t in (input_text, output_text, metadata_json))
     return (
         "%016x" % rec.span_id,
         "%032x" % trace.trace_id,
@@ -196,17 +207,20 @@ def span_tuple(rec: SpanRecord, max_chars: int, redact_secrets: bool, fmt_time: 
         None if error_message is None else _text(truncate_text(str(error_message), max_chars),
                                                  max_chars + MARK_SLACK),
         None if rec.error_traceback is None else _text(rec.error_traceback, max_chars + MARK_SLACK),
-        json_text(rec.input, max_chars, redact_secrets),
-        json_text(rec.output, max_chars, redact_secrets),
-        None if metadata is None else metadata_text(metadata, max_chars, redact_secrets),
-        model if model is None or _plain(model, 256) else _text(model, 256),
-        provider if provider is None or _plain(provider, 64) else _text(provider, 64),
+        input_text,
+        output_text,
+        metadata_json,
+        model if model is None or type(model) is str and len(model) <= 256 and "\x00" not in model
+        else _text(model, 256),
+        provider if provider is None or type(provider) is str and len(provider) <= 64 and "\x00" not in provider
+        else _text(provider, 64),
         prompt,
         completion,
         total,
-        None if cost is None else _float(cost, "cost_usd"),
+        cost if cost is None or type(cost) is float and cost == cost else _float(cost, "cost_usd"),
         None if ttft is None else _float(ttft, "time_to_first_token_ms"),
-        _text(rec.source, 32) or "observe",
+        source if type(source) is str and 0 < len(source) <= 32 and "\x00" not in source
+        else _text(source, 32) or "observe",
         trace.tags_json,
     )
 

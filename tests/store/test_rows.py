@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import DateTime
 
-from llmobs.context import format_span_id, format_trace_id
-from llmobs.store.rows import aware_time, sqlite_time
+from llmobs.context import SpanRecord, TraceState, format_span_id, format_trace_id, new_trace_id
+from llmobs.store.rows import SPAN_COLUMNS, aware_time, span_tuple, sqlite_time
 
 EPOCH = dt.datetime(1970, 1, 1)
 
@@ -30,3 +31,66 @@ def test_sqlite_time_is_sqlalchemys_datetime_text(epoch_us: int) -> None:
 def test_ids_are_fixed_width_lowercase_hex(value: int) -> None:
     assert format_span_id(value) == format(value, "x").rjust(16, "0")
     assert format_trace_id(value) == format(value, "x").rjust(32, "0")
+
+
+def finished(**fields: Any) -> SpanRecord:
+    record = SpanRecord("call", "generation", TraceState(new_trace_id(), True), None, "observe")
+    for key, value in fields.items():
+        setattr(record, key, value)
+    record.perf_end, record.ended = record.perf_start + 2_500_000, True
+    return record
+
+
+def row_of(record: SpanRecord, redact_secrets: bool = True) -> dict[str, Any]:
+    return dict(zip(SPAN_COLUMNS, span_tuple(record, 1000, redact_secrets, sqlite_time)))
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ((40, 12, None), (40, 12, 52)),
+    (("40", 12, None), (40, 12, 52)),
+    ((-1, 12, None), (None, 12, 12)),
+    ((40, 12, 100), (40, 12, 100)),
+    ((40, 12, "lots"), (40, 12, 52)),
+    ((None, None, 7), (None, None, 7)),
+    ((None, None, None), (None, None, None)),
+])
+def test_token_counts_are_stored_as_non_negative_ints_with_a_derived_total(given: tuple[Any, ...],
+                                                                           stored: tuple[Any, ...]) -> None:
+    row = row_of(finished(prompt_tokens=given[0], completion_tokens=given[1], total_tokens=given[2]))
+    assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == stored
+
+
+@pytest.mark.parametrize(("cost", "stored"), [(0.25, 0.25), (1, 1.0), ("0.5", 0.5), (float("nan"), None),
+                                              ("free", None), (None, None)])
+def test_cost_is_stored_as_a_number_or_null(cost: Any, stored: float | None) -> None:
+    assert row_of(finished(cost_usd=cost))["cost_usd"] == stored
+
+
+def test_plain_and_odd_names_models_providers_and_sources() -> None:
+    row = row_of(finished(model_name="gpt-4o-mini", provider="openai"))
+    assert (row["name"], row["model_name"], row["provider"], row["source"]) == ("call", "gpt-4o-mini", "openai",
+                                                                               "observe")
+    odd = finished(model_name="m\x00" + "x" * 300, provider=42, source=None)
+    odd.name = ""
+    row = row_of(odd)
+    assert row["name"] == "unnamed" and row["source"] == "observe" and row["provider"] == "42"
+    assert "\x00" not in row["model_name"] and len(row["model_name"]) == 256 and row["model_name"].endswith("…")
+
+
+def test_each_json_field_is_redacted_on_its_own() -> None:
+    record = finished(output="the answer", metadata={"auth": "Bearer abcdefghijklmnop.qrstuvwx"})
+    record.input = {"key": "sk-abcdefghijklmnopqrstuvwx"}
+    row = row_of(record)
+    assert row["input"] == '{"key":"[REDACTED]"}' and row["output"] == '"the answer"'
+    assert row["metadata"] == '{"auth":"[REDACTED]"}'
+    kept = row_of(record, redact_secrets=False)
+    assert "sk-abcdefghijklmnopqrstuvwx" in kept["input"] and "Bearer abcdefghijklmnop" in kept["metadata"]
+
+
+@pytest.mark.parametrize("field", ["input", "output", "metadata"])
+def test_a_secret_in_any_one_json_field_is_found(field: str) -> None:
+    record = finished(input={"q": "plain"}, output="plain", metadata={"team": "search"})
+    setattr(record, field, {"contact": "bob@example.com"})
+    row = row_of(record)
+    assert row[field] == '{"contact":"[REDACTED]"}'
+    assert all("[REDACTED]" not in row[other] for other in ("input", "output", "metadata") if other != field)

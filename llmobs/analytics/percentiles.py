@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Connection
 
 from llmobs.analytics.filters import SPANS, Filters, checked_by_index, span_conditions
-from llmobs.analytics.sql import bucket_expr, bucket_key, has_index
+from llmobs.analytics.sql import bucket_expr, bucket_key, driver_rows, has_index
 from llmobs.analytics.stats import value_counts_by_model
 
 # Value sets up to this size are fetched and sorted in Python on SQLite (one query for all percentiles).
@@ -95,7 +95,7 @@ def _fetch_sorted(conn: Connection, conds: list[Any], column: Column[Any],
                   qs: Sequence[float]) -> dict[float, float | None]:
     """Fetch the one value column and sort it in Python. NULLs are dropped here rather than in SQL, so that the
     planner keeps the time-range index instead of walking an index on the value column."""
-    values = sorted(v for (v,) in conn.execute(select(column).where(*conds)) if v is not None)
+    values = sorted(v for (v,) in driver_rows(conn, select(column).where(*conds)) if v is not None)
     return {q: interpolate(values, q) for q in qs}
 
 
@@ -164,7 +164,7 @@ def _fetch_sorted_by_model(conn: Connection, f: Filters, column: Column[Any],
     """One fetch of (model, value) over the range, grouped and sorted in Python: without a per-model index on the
     value this beats one scan per model."""
     groups: dict[str | None, list[float]] = {}
-    for model, value in conn.execute(select(SPANS.c.model_name, column).where(*span_conditions(f, "sqlite"))):
+    for model, value in driver_rows(conn, select(SPANS.c.model_name, column).where(*span_conditions(f, "sqlite"))):
         if value is not None:
             groups.setdefault(model, []).append(value)
     out: dict[str | None, dict[float, float | None]] = {}

@@ -247,10 +247,12 @@ def evaluation_coverage(evaluator_version: str, filters: Filters | None = None, 
     """
     f = resolve(filters, **fields)
     with connect(engine) as conn:
-        total, scored = conn.execute(
-            select(func.count(), func.sum(case((_scored_by(evaluator_version), 1), else_=0)))
-            .where(*_candidate_conditions(conn, f, span_ids))).one()
-    total, scored = int(total or 0), int(scored or 0)
+        candidates = _candidate_conditions(conn, f, span_ids)
+        total = int(conn.execute(select(func.count()).where(*candidates)).scalar_one())
+        # Counted from the version's scores (each looked up by primary key), not by probing every span for a score.
+        versions_spans = select(EVALUATIONS.c.span_id).where(EVALUATIONS.c.evaluator_version == evaluator_version)
+        scored = int(conn.execute(select(func.count()).where(SPANS.c.id.in_(versions_spans), *candidates))
+                     .scalar_one())
     return {"spans": total, "scored": scored, "unscored": total - scored}
 
 

@@ -192,7 +192,9 @@ def test_unscored_spans_and_coverage_follow_filters_span_ids_and_the_evaluator_v
     no_output = gen(at(4), 100.0, model="gpt-4o")
     failed = gen(at(5), 100.0, model="gpt-4o", status="error", output='"e"')
     seed(store.engine(), [a, b, c, no_output, failed])
-    seed_evaluations(store.engine(), [auto(b, "quality", 0.5) | {"evaluator_version": "heuristic-1"}])
+    # b has two metrics of the version (counted once); the failed span's score is not a candidate's
+    seed_evaluations(store.engine(), [auto(x, metric, 0.5) | {"evaluator_version": "heuristic-1"}
+                                      for x, metric in ((b, "quality"), (b, "relevance"), (failed, "quality"))])
     eng = store.engine()
     ids = lambda rows: [r["id"] for r in rows]  # noqa: E731
     assert ids(analytics.unscored_spans("heuristic-1", RANGE, engine=eng)) == [a["id"], c["id"]]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 INGEST = """
-import time, llmobs
+import random, time, llmobs
 from llmobs.context import SpanRecord, TraceState, new_trace_id
 from llmobs.pipeline import current_pipeline
 N = {n}
@@ -26,7 +26,10 @@ N = {n}
 llmobs.configure(database_url={url!r}, batch_size=5000, queue_size=max(N, 100_000))
 
 def prebuilt(n, per_trace):
-    # finished generation spans: a root per trace with per_trace - 1 children (per_trace=0: all in one trace)
+    # finished generation spans: a root per trace with per_trace - 1 children (per_trace=0: all in one trace),
+    # with durations spread like real calls (median ~0.7 s): equal durations would make every insert into an index
+    # holding the duration an append, which no real workload gets
+    durations = random.Random(n * 7 + per_trace)
     records = []
     trace = TraceState(new_trace_id(), True)
     root = None
@@ -39,7 +42,7 @@ def prebuilt(n, per_trace):
         r.arg_values, r.arg_names = ("what is the capital of France?",), ("prompt",)
         r.output = "Paris"
         r.model_name = "gpt-4o-mini"; r.provider = "openai"; r.prompt_tokens = 40; r.completion_tokens = 12
-        r.perf_end = r.perf_start + 1_000_000; r.ended = True
+        r.perf_end = r.perf_start + int(durations.lognormvariate(20.4, 1.0)); r.ended = True
         records.append(r)
     return records
 

@@ -82,15 +82,16 @@ class Span(SQLModel, table=True):
     # (1M spans: overview 3.1 s -> 0.4 s on SQLite) at the price of a slower insert. ``source`` and ``trace_tags``
     # ride along so that the dashboard's source and tag filters read no table row either (insert cost within
     # measurement noise; NULL tags cost a byte). A tag filter over 30 days of 1M spans: 4.4 s -> 3.2 s.
+    # No index is keyed by duration: real durations land at random places in such an index, so each batch dirties
+    # a page per span and the writer fell from 46-60k to 12-20k spans/s on a growing file. Percentiles sort the
+    # values of the range instead (docs/monitoring.md gives the two optional indexes that trade ingest for them).
     __table_args__ = (Index("ix_spans_start_time", "start_time"),
                       Index("ix_spans_trace_id", "trace_id"),
                       Index("ix_spans_model_start", "model_name", "start_time"),
                       Index("ix_spans_kind_start_cover", "kind", "start_time", "model_name", "status", "duration_ms",
                             "total_tokens", "cost_usd", "source", "trace_tags"),
                       Index("ix_spans_kind_model_start_cover", "kind", "model_name", "start_time", "status",
-                            "duration_ms", "total_tokens", "cost_usd", "source", "trace_tags"),
-                      Index("ix_spans_kind_duration", "kind", "duration_ms", "start_time"),
-                      Index("ix_spans_kind_model_duration", "kind", "model_name", "duration_ms", "start_time"))
+                            "duration_ms", "total_tokens", "cost_usd", "source", "trace_tags"))
 
     id: str = Field(sa_column=Column(String(32), primary_key=True))
     trace_id: str = Field(sa_column=Column(String(32), nullable=False))

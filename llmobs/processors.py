@@ -47,14 +47,14 @@ def price_processor(record: SpanRecord) -> SpanRecord:
         return record
     metadata = record.metadata
     details = (metadata.get("usage_details") if isinstance(metadata, dict) else None) or {}
-    if (not details.get("cached_tokens") and type(prompt) is int and type(completion) is int and prompt >= 0
-            and completion >= 0):
+    cached = details.get("cached_tokens")
+    if not cached and type(prompt) is int and type(completion) is int and prompt >= 0 and completion >= 0:
         cost = linear_cost(record.model_name, record.provider, prompt, completion)
         if cost is not None:
             record.cost_usd = cost
             return record
-    result = compute_cost(record.model_name, _as_int(prompt), _as_int(completion),
-                          cached_tokens=_as_int(details.get("cached_tokens")), provider=record.provider)
+    result = compute_cost(record.model_name, _as_int(prompt), _as_int(completion), cached_tokens=_as_int(cached),
+                          provider=record.provider)
     if result.cost_usd is not None:
         record.cost_usd = result.cost_usd
     elif result.note:

@@ -233,8 +233,8 @@ def may_hold_secret(text: str) -> bool:
     >>> may_hold_secret("what is the capital of France?")
     False
     """
-    return ("@" in text or "k-" in text or "earer" in text or "EARER" in text or "AKIA" in text or "ASIA" in text or "xox" in text
-            or "AIza" in text or "eyJ" in text or ("gh" in text and "_" in text))
+    return ("@" in text or "k-" in text or "earer" in text or "EARER" in text or "AKIA" in text or "ASIA" in text
+            or "xox" in text or "AIza" in text or "eyJ" in text or ("gh" in text and "_" in text))
 
 
 def apply_mask(mask: Callable[[Any], Any], value: Any) -> Any:

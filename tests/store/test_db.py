@@ -69,3 +69,51 @@ def test_a_database_written_before_spans_held_trace_tags_gets_them_from_its_trac
         assert counts == [2, 2, 0]
     finally:
         upgraded.dispose()
+
+
+def test_user_session_and_model_indexes_hold_only_rows_with_a_value_and_filters_still_find_them(store: Store) -> None:
+    import llmobs
+    from llmobs import analytics
+
+    @llmobs.observe(kind="generation")
+    def generate(prompt: str) -> str:
+        llmobs.update_current_span(model_name="gpt-4o-mini", prompt_tokens=3, completion_tokens=2)
+        return "ok"
+
+    @llmobs.observe
+    def signed_in(prompt: str) -> str:
+        llmobs.update_current_trace(user_id="u-1", session_id="s-1")
+        return generate(prompt)
+
+    @llmobs.observe(kind="tool")
+    def anonymous() -> str:
+        return "no user, no session, no model"
+
+    for _ in range(2):
+        signed_in("hi")
+    for _ in range(3):
+        anonymous()
+    assert llmobs.flush(timeout=30)
+
+    engine = make_engine(store.url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                found = conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = "
+                                             "current_schema()").all()
+            else:
+                found = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'index'").all()
+        definitions = {name: sql for name, sql in found}
+        for name, column in (("ix_traces_user_start", "user_id"), ("ix_traces_session_start", "session_id"),
+                             ("ix_spans_model_start", "model_name")):
+            assert f"{column} IS NOT NULL" in definitions[name].replace("(", "").replace(")", "")
+        day = ("2000-01-01", "2100-01-01")
+        counts = ("traces", "unique_users", "unique_sessions")
+        by_user = analytics.overview(*day, user_id="u-1", engine=engine)
+        by_session = analytics.overview(*day, session_id="s-1", engine=engine)
+        everything = analytics.overview(*day, engine=engine)
+        assert [by_user[k] for k in counts] == [by_session[k] for k in counts] == [2, 1, 1]
+        assert [everything[k] for k in counts] == [5, 1, 1]
+        assert analytics.overview(*day, model="gpt-4o-mini", engine=engine)["total_requests"] == 2
+    finally:
+        engine.dispose()

@@ -551,7 +551,8 @@ def _provider(instance: Any) -> str:
     if client is None:
         return "openai"
     try:
-        url = client.base_url
+        # The stored URL object: the SDK's ``base_url`` property costs about 1.5 µs per read, the attribute 30 ns.
+        url = vars(client).get("_base_url") or client.base_url
         known = _PROVIDERS.get(id(client))
         if known is not None and known[0] is url:
             return known[1]

@@ -64,6 +64,9 @@ class SQLExporter:
 
     def __init__(self, database_url: str | None = None) -> None:
         self.database_url = database_url
+        # Span ids of the batch whose COMMIT raised: the database may have stored it all the same (a connection cut
+        # after the server committed), and adding its trace totals again on the retry would count them twice.
+        self.unsure: frozenset[str] = frozenset()
 
     def engine(self) -> Engine:
         """The engine for the explicit URL or, when none was given, for the currently configured one."""
@@ -79,18 +82,54 @@ class SQLExporter:
         max_chars, redact_on = rt.max_field_chars, rt.redact_secrets
         records, scores = split_batch(batch)
         spans = [span_tuple(r, max_chars, redact_on, fmt_time) for r in records]
+        if self.unsure:
+            records, spans = self._not_stored_yet(engine, records, spans)
         traces = trace_tuples(records, spans, max_chars, redact_on)
         retagged = retagged_traces(records)
         sql = _statements(engine)
-        with engine.begin() as conn:
-            if spans:
-                _insert(conn, sql.spans, spans)
-                _insert(conn, sql.traces, traces)
-            if retagged:
-                conn.exec_driver_sql(sql.retag_spans, retagged)
-            if scores:
-                _fill_trace_ids(conn, scores)
-                _insert(conn, sql.scores, [score_tuple(s, postgres) for s in scores])
+        with engine.connect() as conn:
+            with conn.begin() as transaction:
+                if spans:
+                    _insert(conn, sql.spans, spans)
+                    _insert(conn, sql.traces, traces)
+                if retagged:
+                    conn.exec_driver_sql(sql.retag_spans, retagged)
+                if scores:
+                    _fill_trace_ids(conn, scores)
+                    _insert(conn, sql.scores, [score_tuple(s, postgres) for s in scores])
+                try:
+                    self.commit(transaction)
+                except BaseException:
+                    self.unsure = frozenset(row[0] for row in spans)
+                    raise
+
+    @staticmethod
+    def commit(transaction: Any) -> None:
+        """Commit the batch's transaction (a method of its own so tests can make a stored batch report failure)."""
+        transaction.commit()
+
+    def _not_stored_yet(self, engine: Engine, records: list[SpanRecord],
+                        spans: list[tuple[Any, ...]]) -> tuple[list[SpanRecord], list[tuple[Any, ...]]]:
+        """After a failed COMMIT, keep only the spans the database does not hold: a batch that was stored after all
+        is not counted into its traces' totals a second time. Span ids are unique, so this asks by primary key."""
+        if not self.unsure.intersection(row[0] for row in spans):
+            return records, spans
+        from sqlalchemy import select
+
+        from llmobs.store.models import Span
+
+        ids = [row[0] for row in spans]
+        column = Span.__table__.c.id
+        stored: set[str] = set()
+        with engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                stored.update(conn.execute(select(column).where(column.in_(ids[i:i + 500]))).scalars())
+        self.unsure = frozenset()
+        if stored:
+            log.warning("llmobs: %d spans of a batch whose commit failed were stored after all; not counted twice",
+                        len(stored))
+        kept = [(r, row) for r, row in zip(records, spans) if row[0] not in stored]
+        return [r for r, _ in kept], [row for _, row in kept]
 
     def shutdown(self) -> None:
         """Nothing to release: engines are shared and disposed at process exit."""

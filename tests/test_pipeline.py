@@ -276,3 +276,38 @@ def test_batches_crossing_multi_row_inserts_land_each_span_once_with_exact_trace
         assert row["prompt_tokens"] == sum(r.prompt_tokens for r in mine)
         assert row["total_tokens"] == sum(3 * r.prompt_tokens for r in mine)
         assert row["cost_usd"] == pytest.approx(sum(r.cost_usd for r in mine))
+
+
+@pytest.mark.parametrize("stored_before_failing", [True, False], ids=["commit-went-through", "commit-failed"])
+def test_a_batch_whose_commit_reports_failure_is_retried_without_counting_its_traces_twice(
+        store: Store, stored_before_failing: bool, llmobs_logs: pytest.LogCaptureFixture) -> None:
+    """A connection cut while COMMIT is answered leaves it unknown whether the batch was stored; the retry must land
+    each span once and add each span to its trace's totals once, whichever way the commit actually went."""
+    from sqlalchemy.exc import OperationalError
+
+    class CutAtCommit(SQLExporter):
+        cuts = 1
+
+        def commit(self, transaction: Any) -> None:
+            if self.cuts:
+                self.cuts -= 1
+                if stored_before_failing:
+                    transaction.commit()
+                raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection unexpectedly"))
+            transaction.commit()
+
+    traces = [TraceState(new_trace_id(), True) for _ in range(3)]
+    records = []
+    for i in range(12):
+        record = SpanRecord(f"s{i}", "generation", traces[i % 3], None, "observe")
+        record.prompt_tokens, record.completion_tokens = 10, 5
+        record.perf_end, record.ended = record.perf_start + 1_000_000, True
+        records.append(record)
+    inner = CutAtCommit(store.url)
+    RetryingExporter(inner, give_up=lambda: False, base_delay=0.001).export(records)
+
+    assert sorted(r["name"] for r in store.spans()) == sorted(f"s{i}" for i in range(12))
+    totals = {t["id"]: (t["span_count"], t["prompt_tokens"], t["total_tokens"]) for t in store.traces()}
+    assert totals == {trace.id: (4, 40, 60) for trace in traces}
+    said_stored = any("stored after all" in r.getMessage() for r in llmobs_logs.records)
+    assert said_stored is stored_before_failing

@@ -18,7 +18,7 @@ from itertools import chain
 from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from llmobs._state import rt, settings
@@ -26,7 +26,7 @@ import orjson
 
 from llmobs.context import SpanRecord, refresh_clock_offset
 from llmobs.scores import SCORE_COLUMNS, ScoreRecord
-from llmobs.store.db import ensure_schema, forget_engines_after_fork, get_engine
+from llmobs.store.db import ensure_schema, forget_engines_after_fork, forget_schema_if_missing, get_engine
 from llmobs.store.rows import (
     JSON_COLUMNS,
     SPAN_COLUMNS,
@@ -42,7 +42,12 @@ from llmobs.store.rows import (
 
 log = logging.getLogger("llmobs")
 Processor = Callable[[SpanRecord], "SpanRecord | None"]
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, ConnectionError, TimeoutError)
+class SchemaMissing(Exception):
+    """The llmobs tables went missing while the process ran; the retry creates them again (so it is transient)."""
+
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout, ConnectionError, TimeoutError,
+                    SchemaMissing)
 
 
 class Exporter(Protocol):
@@ -77,6 +82,14 @@ class SQLExporter:
         its scores (their trace id looked up from the span when not given)."""
         engine = self.engine()
         ensure_schema(engine)
+        try:
+            self._export(engine, batch)
+        except DBAPIError as exc:
+            if forget_schema_if_missing(engine, exc):  # the tables were dropped: the retry creates them again
+                raise SchemaMissing("the llmobs tables are missing (dropped?); creating them again") from exc
+            raise
+
+    def _export(self, engine: Engine, batch: Sequence[SpanRecord]) -> None:
         postgres = engine.dialect.name == "postgresql"
         fmt_time = aware_time if postgres else sqlite_time
         max_chars, redact_on = rt.max_field_chars, rt.redact_secrets

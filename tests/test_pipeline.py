@@ -311,3 +311,24 @@ def test_a_batch_whose_commit_reports_failure_is_retried_without_counting_its_tr
     assert totals == {trace.id: (4, 40, 60) for trace in traces}
     said_stored = any("stored after all" in r.getMessage() for r in llmobs_logs.records)
     assert said_stored is stored_before_failing
+
+
+def test_spans_written_after_the_tables_were_dropped_land_in_tables_created_again(
+        store: Store, llmobs_logs: pytest.LogCaptureFixture) -> None:
+    with llmobs.span("before"):
+        pass
+    assert llmobs.flush(10)
+    dropper = db.make_engine(store.url)
+    try:
+        with dropper.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE spans")
+            conn.exec_driver_sql("DROP TABLE traces")
+    finally:
+        dropper.dispose()
+    with llmobs.span("after"):
+        pass
+    assert llmobs.flush(10)
+    assert [r["name"] for r in store.spans()] == ["after"]
+    assert [t["span_count"] for t in store.traces()] == [1]
+    assert llmobs.stats()["lost"] == 0
+    assert any("tables are missing" in r.getMessage() for r in llmobs_logs.records)

@@ -229,6 +229,23 @@ def ping(engine: Engine) -> None:
         conn.exec_driver_sql("SELECT 1")
 
 
+def forget_schema_if_missing(engine: Engine, exc: BaseException) -> bool:
+    """When ``exc`` says an llmobs table is missing (dropped while the process ran), forget that the schema is in
+    place, so the next ``ensure_schema`` creates it again; True when it did.
+
+    >>> forget_schema_if_missing(None, ValueError("no such table: spans"))
+    False
+    """
+    orig = getattr(exc, "orig", None)
+    if not isinstance(exc, DBAPIError) or orig is None:
+        return False
+    text = str(orig).lower()
+    missing = "no such table" in text or getattr(orig, "sqlstate", None) == "42P01"  # PostgreSQL: undefined_table
+    if missing:
+        _schema_ready.discard(engine)
+    return missing
+
+
 def is_unreachable(exc: BaseException) -> bool:
     """True when ``exc`` says the database cannot be reached (connection refused or cut, pool timeout, SQLite file
     missing, locked or unreadable), as opposed to a bad query or a missing table.

@@ -164,14 +164,14 @@ class _Doc:
     def tokens(self) -> list[str]:
         """Lower-cased word tokens (reuses the sentence tokens when the text has no code blocks)."""
         if not self.prose_and_code[1]:
-            return [tok for sent in self.sentence_tokens for tok in sent]
+            return list(itertools.chain.from_iterable(self.sentence_tokens))
         return _t.word_tokens(self.text)
 
     @_lazy
     def content(self) -> list[str]:
         """Content stems in order (stopwords and numbers removed)."""
         if not self.prose_and_code[1]:
-            return [s for sent in self.sentence_content for s in sent]
+            return list(itertools.chain.from_iterable(self.sentence_content))
         return _t.content_stems(self.tokens)
 
     @_lazy
@@ -379,6 +379,9 @@ class _PhraseMatcher:
                 self.words_of[toks] = frozenset(toks)
         for options in self.by_first.values():
             options.sort(key=len, reverse=True)
+        # A frozenset intersects a frozenset at C speed; ``dict.keys() & frozenset`` goes through the generic
+        # iterator protocol and costs ~15x more.
+        self.first_words = frozenset(self.by_first)
 
     def find(self, tokens: list[str], limit: int | None = None, token_set: frozenset[str] | None = None) -> list[str]:
         """Phrases found in ``tokens`` (first ``limit`` tokens), in order, longest match per position.
@@ -388,7 +391,7 @@ class _PhraseMatcher:
         index = self.by_first
         seq = tokens if limit is None else tokens[:limit]
         present = token_set if token_set is not None and limit is None else frozenset(seq)
-        firsts = index.keys() & present
+        firsts = self.first_words & present
         if not firsts:
             return []
         found: list[tuple[int, str]] = []
@@ -433,6 +436,7 @@ class _Lexicons:
     identity_companions: frozenset[str]
     bias_patterns: list[tuple[re.Pattern[str], float, str, bool]]
     group_start_words: frozenset[str]
+    group_plural_re: re.Pattern[str]
     overconfidence: _PhraseMatcher
     hedges: _PhraseMatcher
     evasion: _PhraseMatcher
@@ -562,6 +566,7 @@ def _build_lexicons() -> _Lexicons:
         identity_companions=frozenset(_t.word_tokens(person_pl + " " + person_sg + " " + _IDENTITY_COMPANIONS)),
         bias_patterns=patterns,
         group_start_words=group_start_words,
+        group_plural_re=re.compile(f"(?:{group_plural})", re.I),
         overconfidence=_PhraseMatcher(_read_lines("overconfidence.txt")),
         hedges=_PhraseMatcher(_read_lines("hedges.txt")),
         evasion=_PhraseMatcher(_read_lines("evasion.txt")),
@@ -610,6 +615,12 @@ def _read_topics() -> dict[str, tuple[str, ...]]:
 # Toxicity
 
 
+# ASCII characters of sklearn's \w kept (lower case), every other one turned into a space.
+_SKLEARN_TOKEN_CHARS = str.maketrans(
+    {chr(i): chr(i) if chr(i) in "abcdefghijklmnopqrstuvwxyz0123456789_" else " " for i in range(128)}
+)
+
+
 class _ProfanityModel:
     """The alt-profanity-check TF-IDF + calibrated LinearSVC ensemble, re-evaluated in pure Python.
 
@@ -651,15 +662,28 @@ class _ProfanityModel:
         """
         idf = self.idf
         if tokens is None or "'" in text or "_" in text or "’" in text:
-            tokens = self._TOKEN_RE.findall(text.lower())
+            lower = text.lower()
+            if lower.isascii():
+                # sklearn's tokens are the runs of [a-z0-9_]: the pieces left when every other character is turned
+                # into a space, less the one-character ones, which are not in the vocabulary (filtered just below).
+                tokens = lower.translate(_SKLEARN_TOKEN_CHARS).split()
+            else:
+                tokens = self._TOKEN_RE.findall(lower)
         tokens = list(filter(idf.__contains__, tokens))
         if hidden:
             hidden = set(hidden)
             tokens = [t for t in tokens if t not in hidden]
         if tokens:
             counts = Counter(tokens)
+            counts_of = counts.values()
             norm = math.sqrt(
-                sum(map(operator.mul, map(_square, counts.values()), map(self.idf_sq.__getitem__, counts)))
+                sum(
+                    map(
+                        operator.mul,
+                        map(operator.mul, counts_of, counts_of),
+                        map(self.idf_sq.__getitem__, counts),
+                    )
+                )
             )
             columns = zip(*map(self.weights.__getitem__, tokens))
             decisions = [sum(col) / norm + b for col, b in zip(columns, self.intercepts)]
@@ -677,11 +701,6 @@ class _ProfanityModel:
             ranked = sorted(((n * mean[t], t) for t, n in counts.items()), key=lambda ct: (-ct[0], ct[1]))
             top = [t for c, t in ranked[:3] if c > 0]
         return prob, top
-
-
-def _square(n: int) -> int:
-    """n squared (a named function so it can be mapped at C speed)."""
-    return n * n
 
 
 _MODEL_STATE: dict[str, Any] = {}
@@ -737,13 +756,36 @@ _LEET = str.maketrans(
 # Each regex starts with a character class so the engine can skip ahead quickly.
 _SEPARATED_RE = re.compile(r"[a-z0-9@$!](?<![\w@$!*][a-z0-9@$!])(?:[ .\-_,~*]{1,3}[a-z0-9@$!]){2,}(?![\w@$!*])")
 _SEPARATOR_RE = re.compile(r"[ .\-_,~*]")
-# Cheap probe for "x.y.z": two single characters in a row between separators.
+# Probe for "x.y.z": two single characters in a row between separators. Evaluated as _has_separated_letters;
+# kept as its specification (the tests compare the two).
 _SEPARATED_PROBE_RE = re.compile(r"[ .\-_,~*][a-z0-9@$!][ .\-_,~*]{1,3}[a-z0-9@$!][ .\-_,~*]")
+# UTF-8 bytes mapped to the classes of _SEPARATED_PROBE_RE: "s" separator, "a" letter/digit/@$!, "." anything
+# else (bytes of non-ASCII characters included: none of them is an ASCII byte).
+_SEPARATED_CLASSES = bytes(
+    ord("s") if chr(b) in " .-_,~*" else ord("a") if chr(b) in "abcdefghijklmnopqrstuvwxyz0123456789@$!" else ord(".")
+    for b in range(256)
+)
+
+
+_SEPARATED_CLASS_PROBE_RE = re.compile(rb"sas{1,3}as")
+
+
+def _has_separated_letters(lower: str) -> bool:
+    """``_SEPARATED_PROBE_RE.search(f" {lower} ")``, searched in the text's character classes (~3x faster: the
+    regex then starts with a literal prefix instead of a character class that matches at every space)."""
+    classes = lower.encode("utf-8", "surrogatepass").translate(_SEPARATED_CLASSES)
+    return _SEPARATED_CLASS_PROBE_RE.search(b"s" + classes + b"s") is not None
+
+
 _OBF_SYMBOL_RE = re.compile(r"[0-9@$!*#%|+€]")
 _OBF_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789@$!*#%|+€")
 _OBF_HAS_SYMBOL_RE = re.compile(r"[0-9@$!|+€]")
 _MASK_CHARS = frozenset("*#%")
 _LEXICON_TOKEN_RE = re.compile(r"[a-z*#%]+")
+# ASCII characters of _LEXICON_TOKEN_RE kept, every other one turned into a space.
+_LEXICON_TOKEN_CHARS = str.maketrans(
+    {chr(i): chr(i) if chr(i) in "abcdefghijklmnopqrstuvwxyz*#%" else " " for i in range(128)}
+)
 _SECOND_PERSON = frozenset({"you", "your", "you're", "youre", "ur", "u", "yourself", "ya", "yours", "thou"})
 _MAX_TOXIC_TOKEN = 40
 _TOKEN_CACHE: dict[str, tuple[_ToxicEntry, str] | None] = {}
@@ -767,7 +809,7 @@ def _deobfuscate(lower: str, lex: _Lexicons) -> tuple[str, list[tuple[str, str]]
         changed.append((m.group(0), joined))
         return joined
 
-    if _SEPARATED_PROBE_RE.search(f" {lower} "):
+    if _has_separated_letters(lower):
         lower = _SEPARATED_RE.sub(join, lower)
 
     def fix(tok: str) -> str:
@@ -998,6 +1040,14 @@ def _usage(
     return None
 
 
+def _lexicon_tokens(normalised: str) -> list[str]:
+    """``_LEXICON_TOKEN_RE.findall(normalised)``; for ASCII text as the space-separated pieces left when every
+    other character is turned into a space (C speed, ~2x faster)."""
+    if normalised.isascii():
+        return normalised.translate(_LEXICON_TOKEN_CHARS).split()
+    return _LEXICON_TOKEN_RE.findall(normalised)
+
+
 def _quoted_spans(text: str) -> list[tuple[int, int, int]]:
     """(start, end, word count) of each short quotation in ``text``."""
     if not any(q in text for q in "\"“«‘'"):
@@ -1015,7 +1065,7 @@ def _toxicity(doc: _Doc, *, use_model: bool = True) -> MetricScore:
     if not doc.text.strip():
         return MetricScore("toxicity", 0.0, "empty response: nothing toxic", label="clean", details={"matches": []})
     normalised, changed = _deobfuscate(doc.lower, lex)
-    tokens = _LEXICON_TOKEN_RE.findall(normalised)
+    tokens = _lexicon_tokens(normalised)
     hits: dict[str, tuple[float, str, str]] = {}
     clean = _CLEAN_TOKENS
     second_person_at: list[int] | None = None
@@ -1175,7 +1225,13 @@ def _bias(doc: _Doc) -> MetricScore:
         ):
             continue
         best: tuple[float, str, str] | None = None
-        starts = [m.start() for m in _WORD_SPAN_RE.finditer(sentence) if m.group(0).lower() in lex.group_start_words]
+        # Anchored patterns open with the group phrase: try them only where it is found.
+        group_plural = lex.group_plural_re
+        starts = [
+            m.start()
+            for m in _WORD_SPAN_RE.finditer(sentence)
+            if m.group(0).lower() in lex.group_start_words and group_plural.match(sentence, m.start())
+        ]
         for pattern, weight, name, anchored in lex.bias_patterns:
             if best is not None and weight <= best[0]:
                 continue
@@ -1237,6 +1293,7 @@ _QUESTION_TYPES: list[tuple[re.Pattern[str], str]] = [
 _REASON_RE = re.compile(
     r"\b(?:because|since|due\s+to|caused?|reason|so\s+that|as\s+a\s+result|leads?\s+to|means)\b", re.I
 )
+_REASON_LOWER_RE = re.compile(_REASON_RE.pattern)
 _YESNO_RE = re.compile(r"^\W*(?:yes|no|yeah|nope|not\s+really|generally|usually|it\s+is|it's)\b", re.I)
 _GENERIC_STEMS = frozenset(_t.stem(w) for w in _t.GENERIC_WORDS)
 
@@ -1259,12 +1316,28 @@ def _answer_type_match(kind: str | None, response: _Doc) -> float | None:
     if kind == "entity":
         return 1.0 if _t.extract_entities(response.text[:2000]) else 0.0
     if kind == "reason":
-        return 1.0 if _REASON_RE.search(response.text[:2000]) else 0.0
+        head = response.text[:2000]
+        # In ASCII text, IGNORECASE only folds A-Z: the lower-cased text and a case-sensitive scan agree (~3x faster).
+        found = _REASON_LOWER_RE.search(head.lower()) if head.isascii() else _REASON_RE.search(head)
+        return 1.0 if found else 0.0
     return 1.0 if _YESNO_RE.search(response.text) else 0.5
 
 
 def _key_terms(doc: _Doc, limit: int = 60) -> list[tuple[str, float]]:
-    """Distinct content stems of a prompt with weights (generic words count less), in order of appearance."""
+    """Distinct content stems of a prompt with weights (generic words count less), in order of appearance.
+
+    Cached on the document for the default ``limit`` (prompts repeat); callers must not modify the list.
+    """
+    if limit == 60:
+        cached = doc.__dict__.get("_key_terms")
+        if cached is None:
+            cached = doc.__dict__["_key_terms"] = _compute_key_terms(doc, limit)
+        return cached
+    return _compute_key_terms(doc, limit)
+
+
+def _compute_key_terms(doc: _Doc, limit: int) -> list[tuple[str, float]]:
+    """The uncached :func:`_key_terms`."""
     seen: dict[str, float] = {}
     for s in doc.content:
         if s not in seen:
@@ -1280,21 +1353,33 @@ def _cosine(a: Counter[str], b: Counter[str]) -> float:
         return 0.0
     if len(a) > len(b):
         a, b = b, a
-    dot = sum(v * b.get(k, 0) for k, v in a.items())
+    # Integer counts, so the C-level maps give exactly the values of the plain loops.
+    dot = sum(map(operator.mul, a.values(), map(b.get, a, itertools.repeat(0))))
     if not dot:
         return 0.0
-    return dot / math.sqrt(sum(v * v for v in a.values()) * sum(v * v for v in b.values()))
+    a_counts, b_counts = a.values(), b.values()
+    return dot / math.sqrt(sum(map(operator.mul, a_counts, a_counts)) * sum(map(operator.mul, b_counts, b_counts)))
 
 
 def _topic_similarity(prompt: _Doc, response: _Doc) -> tuple[float | None, list[str], list[str]]:
-    """Cosine of coarse topic profiles (from topic_words.tsv); None when the prompt has no topic words."""
+    """Cosine of coarse topic profiles (from topic_words.tsv); None when the prompt has no topic words.
+
+    The prompt's top topics are cached on its document: callers must not modify the returned lists.
+    """
     topics = _lexicons().topics
     p_counts = prompt.topic_counts(topics)
     if not p_counts:
         return None, [], []
     r_counts = response.topic_counts(topics)
-    top = lambda c: [k for k, _v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:2]]  # noqa: E731
-    return _cosine(p_counts, r_counts), top(p_counts), top(r_counts)
+    prompt_top = prompt.__dict__.get("_top_topics")
+    if prompt_top is None:
+        prompt_top = prompt.__dict__["_top_topics"] = _top_topics(p_counts)
+    return _cosine(p_counts, r_counts), prompt_top, _top_topics(r_counts)
+
+
+def _top_topics(counts: Counter[str]) -> list[str]:
+    """The two most frequent topics (ties alphabetical)."""
+    return [k for k, _v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:2]]
 
 
 def _relevance(prompt: _Doc, response: _Doc) -> MetricScore:
@@ -1307,10 +1392,11 @@ def _relevance(prompt: _Doc, response: _Doc) -> MetricScore:
     if not terms:
         return MetricScore("relevance", None, "prompt has no content words to compare against" + prompt.note())
     index = response.fuzzy
-    matched = [t for t, _w in terms if t in index]
-    missing = [t for t, _w in terms if t not in index]
+    found = [t in index for t, _w in terms]
+    matched = [t for (t, _w), hit in zip(terms, found) if hit]
+    missing = [t for (t, _w), hit in zip(terms, found) if not hit]
     total = sum(w for _t2, w in terms)
-    coverage = sum(w for t, w in terms if t in index) / total
+    coverage = sum(w for (_t2, w), hit in zip(terms, found) if hit) / total
     cos = _cosine(prompt.content_counts, response.content_counts)
     kind = prompt.question_type
     type_match = _answer_type_match(kind, response)
@@ -1358,9 +1444,57 @@ _DISCOURSE_RE = re.compile(
     r"[-*•]|\d+[.)])\b",
     re.I,
 )
+_DISCOURSE_WORDS = frozenset(
+    """however therefore thus so then next finally first firstly second secondly third also moreover furthermore
+    additionally consequently because this these that those it its they their he she his her such instead meanwhile
+    otherwise similarly after before once when if but and or yet still overall""".split()
+)
+# First words of the multi-word markers ("in addition", "for example", "as a result", "on the other hand").
+_DISCOURSE_PHRASE_STARTS = frozenset({"in", "for", "as", "on"})
+_ASCII_NON_WORD = "".join(chr(i) for i in range(128) if not (chr(i).isalnum() or chr(i) == "_"))
+_LEADING_WORD_RE = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _opens_with_marker(sentence: str) -> bool:
+    """Whether ``_DISCOURSE_RE`` matches: ASCII sentences are decided by their first word (a set lookup).
+
+    In ASCII the regex needs, after the leading non-word characters, a listed word ending at a word boundary
+    (the whole first word), a "-"/"*" bullet right before the first word, or a phrase or "1." that the regex
+    checks itself.
+    """
+    if sentence.isascii():
+        rest = sentence.lstrip(_ASCII_NON_WORD)
+        if not rest:
+            return False
+        skipped = len(sentence) - len(rest)
+        if skipped and sentence[skipped - 1] in "-*":
+            return True
+        word = _LEADING_WORD_RE.match(rest).group(0).lower()  # type: ignore[union-attr]  # rest[0] is a word char
+        if word in _DISCOURSE_WORDS:
+            return True
+        if word not in _DISCOURSE_PHRASE_STARTS and not word[0].isdigit():
+            return False
+    return _DISCOURSE_RE.match(sentence) is not None
+
+
 # Applied to " text ": each starts at the non-letter before a word, so the engine skips quickly.
 _NO_VOWEL_WORD_RE = re.compile(r"[^a-z0-9_'][b-df-hj-np-tv-xz]{5,}(?![a-z0-9_'])")
 _LONG_WORD_RE = re.compile(r"[^a-z][a-z]{26,}")
+
+
+# UTF-8 bytes mapped to "c" for the consonants of _NO_VOWEL_WORD_RE and "." for everything else (bytes of
+# non-ASCII characters included: none of them is an ASCII byte).
+_CONSONANT_CLASSES = bytes(
+    ord("c") if chr(b) in "bcdfghjklmnpqrstvwxz" else ord(".") for b in range(256)
+)
+
+
+def _has_consonant_run(text: str) -> bool:
+    """Whether ``text`` has five consonants in a row, which every match of _NO_VOWEL_WORD_RE needs.
+
+    A C-speed test that lets the regex scan be skipped for ordinary prose.
+    """
+    return b"ccccc" in text.encode("utf-8", "surrogatepass").translate(_CONSONANT_CLASSES)
 
 
 def _garbage_share(doc: _Doc) -> float:
@@ -1372,7 +1506,7 @@ def _garbage_share(doc: _Doc) -> float:
     words = len(doc.tokens)
     if words >= 5:
         sample = f" {doc.lower[:20_000]} "
-        bad = len(_NO_VOWEL_WORD_RE.findall(sample))
+        bad = len(_NO_VOWEL_WORD_RE.findall(sample)) if _has_consonant_run(sample) else 0
         if max(map(len, doc.token_set)) >= 26:  # a 26-letter run needs a token at least that long
             bad += len(_LONG_WORD_RE.findall(sample))
         junk = max(junk, bad / min(words, len(sample) / 5 + 1))
@@ -1400,7 +1534,7 @@ def _coherence(doc: _Doc) -> MetricScore:
     linked = 0
     markers = 0
     for i in range(1, n):
-        starts_with_marker = bool(_DISCOURSE_RE.match(sentences[i]))
+        starts_with_marker = _opens_with_marker(sentences[i])
         markers += starts_with_marker
         if content[i] & content[i - 1] or starts_with_marker or (i >= 2 and content[i] & content[i - 2]):
             linked += 1
@@ -1544,6 +1678,19 @@ _CITATION_RE = re.compile(
     r"et al\.|doi:|https?://|\([a-z][a-z'-]+(?: et al\.)?,? (?:19|20)[0-9][0-9]\)|according to (?:a|the) (?:19|20)[0-9][0-9]"
 )
 _NEG_SCOPE = 4
+
+
+def _citations(lower: str) -> list[str]:
+    """``_CITATION_RE.findall(lower)``, skipping the scan when no branch's literal part occurs (the usual case)."""
+    if (
+        "et al." in lower
+        or "doi:" in lower
+        or "http" in lower
+        or "according to " in lower
+        or ("(" in lower and (" 19" in lower or " 20" in lower))  # "(smith, 2020)"
+    ):
+        return _CITATION_RE.findall(lower)
+    return []
 
 
 def _negation_scopes(tokens: list[str]) -> list[list[str]]:
@@ -1708,7 +1855,7 @@ def _hallucination_without_context(response: _Doc, prompt: _Doc) -> MetricScore:
     density = specifics / (n_words / 25 + 1)
     confident = lex.overconfidence.find(response.tokens, token_set=response.token_set)
     hedges = len(lex.hedges.find(response.tokens, token_set=response.token_set))
-    citations = _CITATION_RE.findall(response.lower[:MAX_ANALYSED_CHARS])
+    citations = _citations(response.lower[:MAX_ANALYSED_CHARS])
     value = 0.35 * (1 - math.exp(-density / 1.5)) + 0.15 * min(3, len(confident)) + 0.1 * min(2, len(citations))
     value -= 0.03 * min(5, hedges)
     value = _clip(min(0.85, value))
@@ -2035,7 +2182,7 @@ def combine_quality(task_type: str, scores: Mapping[str, MetricScore]) -> Metric
     used = {k: w for k, w in weights.items() if k in scores and scores[k].value is not None}
     if not used:
         return MetricScore("quality", None, "no component metric could be computed")
-    total = sum(used.values())
+    total, shares, rounded_shares, dropped_text = _quality_weights(task_type, tuple(used))
     base = sum(scores[k].value * w for k, w in used.items()) / total  # type: ignore[operator]
     factor = 1.0
     penalties = []
@@ -2046,25 +2193,36 @@ def combine_quality(task_type: str, scores: Mapping[str, MetricScore]) -> Metric
             if v >= 0.2:
                 penalties.append(f"{k} {v:.2f}")
     value = _clip(base * factor)
-    comp = ", ".join(f"{k} {scores[k].value:.2f}×{w / total:.2f}" for k, w in used.items())
+    comp = ", ".join(f"{k} {scores[k].value:.2f}×{share}" for k, share in shares)
     expl = f"{task_type} weights: {comp}"
     if penalties:
         expl += f"; penalised for {', '.join(penalties)}"
-    dropped = [k for k in weights if k not in used]
-    if dropped:
-        expl += f"; not available: {', '.join(dropped)}"
+    expl += dropped_text
     label = "good" if value >= 0.7 else "fair" if value >= 0.4 else "poor"
     return MetricScore(
         "quality",
         value,
         expl,
         label=label,
-        details={
-            "base": round(base, 4),
-            "penalty_factor": round(factor, 4),
-            "weights": {k: round(w / total, 4) for k, w in used.items()},
-        },
+        details={"base": round(base, 4), "penalty_factor": round(factor, 4), "weights": dict(rounded_shares)},
     )
+
+
+@lru_cache(maxsize=64)
+def _quality_weights(
+    task_type: str, used: tuple[str, ...]
+) -> tuple[float, tuple[tuple[str, str], ...], dict[str, float], str]:
+    """What :func:`combine_quality` shows about the weights of the metrics it could use (a handful of cases).
+
+    Returns the weight total, each metric's share formatted for the explanation, the shares rounded for the
+    details (callers copy this dict), and the "not available" note.
+    """
+    weights = QUALITY_WEIGHTS[task_type]
+    total = sum(weights[k] for k in used)
+    shares = tuple((k, f"{weights[k] / total:.2f}") for k in used)
+    rounded = {k: round(weights[k] / total, 4) for k in used}
+    dropped = [k for k in weights if k not in used]
+    return total, shares, rounded, f"; not available: {', '.join(dropped)}" if dropped else ""
 
 
 def _check_text(name: str, value: object) -> str:

@@ -686,7 +686,7 @@ def _score_span(ev: LLMEvaluator, span: Mapping[str, Any], default_task: str) ->
     except Exception:  # noqa: BLE001 - one span must not stop the run
         log.warning("llmobs: could not evaluate span %s", span.get("id"), exc_info=True)
         return None
-    return len(store_result(result))
+    return len(store_result(result, once=True))
 
 
 # --- output helpers (CLI) --------------------------------------------------------------------------------------

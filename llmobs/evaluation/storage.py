@@ -8,6 +8,7 @@ waits on the database. Reads (summary, resume, unscored spans) first flush this 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ __all__ = [
     "store_result",
     "stored_metrics",
     "stored_values",
+    "stable_score_id",
     "unscored_spans",
     "SUMMARY_METRICS",
 ]
@@ -46,10 +48,12 @@ def flush_pending() -> None:
 
 
 # --- writing ---------------------------------------------------------------------------------------------------
-def result_records(result: EvaluationResult, *, row_key: str | None = None) -> list[ScoreRecord]:
+def result_records(result: EvaluationResult, *, row_key: str | None = None, once: bool = False) -> list[ScoreRecord]:
     """One ScoreRecord per metric of ``result`` (None values are kept with the label ``n/a``).
 
-    Built outside any current span, so a score is linked only to the span and trace the result names.
+    Built outside any current span, so a score is linked only to the span and trace the result names. ``once``
+    (with a span id) gives each row an id derived from the span, metric, source and evaluator version: the writer
+    ignores ids already stored, so runs that overlap (the scheduler's, the CLI's, the dashboard's) score a span once.
     """
     token = current_span.set(None)
     try:
@@ -75,15 +79,31 @@ def result_records(result: EvaluationResult, *, row_key: str | None = None) -> l
                     metadata=meta,
                 )
             )
+            if once and result.span_id:
+                record = records[-1]
+                record.id = stable_score_id(record.span_id, metric, record.source, record.evaluator_version)
         return records
     finally:
         current_span.reset(token)
 
 
-def store_result(result: EvaluationResult, *, row_key: str | None = None) -> list[str]:
-    """Queue ``result``'s rows for the writer; returns their ids. Failures are logged, never raised."""
+def stable_score_id(span_id: str | None, metric: str, source: str, version: str | None) -> str:
+    """A 32-hex score id that is the same for the same span, metric, source and evaluator version.
+
+    >>> stable_score_id("00000000000000aa", "quality", "heuristic", "heuristic-1")[:8]
+    '96974bc1'
+    """
+    key = "\x1f".join((span_id or "", metric, source, version or ""))
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
+
+def store_result(result: EvaluationResult, *, row_key: str | None = None, once: bool = False) -> list[str]:
+    """Queue ``result``'s rows for the writer; returns their ids. Failures are logged, never raised.
+
+    ``once``: see :func:`result_records` (a span's metrics are stored once per evaluator version).
+    """
     try:
-        records = result_records(result, row_key=row_key)
+        records = result_records(result, row_key=row_key, once=once)
     except Exception:  # noqa: BLE001 - storing must not break the evaluation that produced the result
         log.exception("llmobs: could not build evaluation rows for %s", result.span_id or row_key or "a response")
         return []

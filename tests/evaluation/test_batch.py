@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,28 @@ def test_evaluate_spans_scores_each_generation_once_with_scores_linked_to_span_a
     assert "context" in grounded["comment"]
     again = evaluate_spans()
     assert (again.considered, again.scored) == (0, 0) and len(evaluations(store)) == 21
+
+
+def test_overlapping_evaluate_spans_runs_store_each_metric_of_a_span_once(store: Store) -> None:
+    """Runs that select the same unscored spans before either's rows land (the scheduler's tick, a CLI run, the
+    dashboard's button) store one row per span, metric and evaluator version."""
+    from llmobs.evaluation.batch import _score_span
+
+    rows = _seeded_generations(store)
+    spans = [s for s in store.spans() if s["output"]]
+    evaluator = LLMEvaluator(store=False)
+    for _ in range(2):  # both runs scored every span before either's rows were written
+        assert all(_score_span(evaluator, span, "general") == 7 for span in spans)
+    llmobs.flush()
+    stored = evaluations(store)
+    assert len(stored) == 7 * len(spans) == 7 * sum(1 for r in rows if r["output"])
+    assert len({(r["span_id"], r["name"]) for r in stored}) == len(stored)
+    with ThreadPoolExecutor(2) as pool:  # two whole runs at once: together they still add nothing twice
+        reports = list(pool.map(lambda _: evaluate_spans(), range(2)))
+    assert sum(r.scored for r in reports) == 0 and len(evaluations(store)) == len(stored)
+    human = [llmobs.score("quality", 0.9, span_id=spans[0]["id"]) for _ in range(2)]
+    llmobs.flush()
+    assert len(set(human)) == 2 and len(evaluations(store)) == len(stored) + 2  # people may score a span twice
 
 
 def test_evaluate_spans_honours_sample_rate_limit_and_time_window(sqlite_store: Store) -> None:

@@ -38,20 +38,22 @@ _timedelta = dt.timedelta
 TimeFormat = Callable[[int], Any]
 
 
-_last_second: list[Any] = [None, ""]
+_SECOND_TEXTS: dict[int, str] = {}
 
 
 def sqlite_time(epoch_us: int) -> str:
     """SQLAlchemy's SQLite DATETIME text for an epoch in microseconds (naive UTC, always with microseconds).
 
-    Spans of one batch mostly share their second, so the date-and-time part is cached.
+    The spans of one batch start and end in a handful of seconds, so the date-and-time text of each second is
+    cached (the last 256 seconds seen; a span's start and end often fall in different seconds).
     """
     second, micro = divmod(epoch_us, 1_000_000)
-    cached = _last_second
-    if cached[0] != second:
-        cached[1] = (_EPOCH_NAIVE + _timedelta(seconds=second)).isoformat(" ") + ".%06d"
-        cached[0] = second
-    return cached[1] % micro
+    head = _SECOND_TEXTS.get(second)
+    if head is None:
+        if len(_SECOND_TEXTS) >= 256:
+            _SECOND_TEXTS.clear()
+        head = _SECOND_TEXTS[second] = (_EPOCH_NAIVE + _timedelta(seconds=second)).isoformat(" ") + ".%06d"
+    return head % micro
 
 
 def aware_time(epoch_us: int) -> dt.datetime:

@@ -27,6 +27,16 @@ def test_sqlite_time_is_sqlalchemys_datetime_text(epoch_us: int) -> None:
     assert aware_time(epoch_us) == moment.replace(tzinfo=dt.timezone.utc)
 
 
+def test_sqlite_time_stays_exact_when_starts_and_ends_alternate_between_many_seconds() -> None:
+    """Spans of one batch start and end in different seconds; past 256 cached seconds the cache starts over."""
+    dialect = sqlite.dialect()
+    bind = dialect.type_descriptor(DateTime()).bind_processor(dialect)
+    base = 1_700_000_000_000_000
+    for i in range(600):
+        for epoch_us in (base + i * 1_000_007, base + (i % 7) * 1_000_000 + 999_999, base - i * 3_000_001):
+            assert sqlite_time(epoch_us) == bind(EPOCH + dt.timedelta(microseconds=epoch_us))
+
+
 @pytest.mark.parametrize("value", [0, 1, 0xABC, 2**63 - 1, 2**64 - 1])
 def test_ids_are_fixed_width_lowercase_hex(value: int) -> None:
     assert format_span_id(value) == format(value, "x").rjust(16, "0")

@@ -3,8 +3,12 @@ schema of a database an earlier release wrote."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
+import llmobs
 from llmobs.store.db import display_url, ensure_schema, make_engine
 from tests.support.databases import PG_SKIP_REASON, Store, postgres_base_url
 from tests.support.seed import gen, trace_rows
@@ -117,3 +121,20 @@ def test_user_session_and_model_indexes_hold_only_rows_with_a_value_and_filters_
         assert analytics.overview(*day, model="gpt-4o-mini", engine=engine)["total_requests"] == 2
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_file_gets_8k_pages_and_an_existing_file_keeps_its_own(tmp_path: Path) -> None:
+    """Only a new database takes the larger page; an older 4 KiB file opens, takes spans and stays 4 KiB."""
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE unrelated (x INTEGER)")
+    for path, expected in ((tmp_path / "new.db", 8192), (old, 4096)):
+        llmobs.configure(reset=True, database_url=f"sqlite:///{path}")
+        with llmobs.span("step", kind="tool"):
+            pass
+        assert llmobs.flush(timeout=30)
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone()[0] == expected
+            assert conn.execute("SELECT count(*) FROM spans WHERE name = 'step'").fetchone()[0] == 1

@@ -141,8 +141,15 @@ def record_error(span: SpanRecord, error: BaseException) -> None:
         span.error_traceback = None
 
 
+# Fields stored as given (no snapshot, no check): the model-call fields set on every generation come first.
+_SET_AS_GIVEN = SPAN_FIELDS - {"metadata", "input", "output", "kind", "status"}
+
+
 def _update(span: SpanRecord, fields: dict[str, Any]) -> None:
     for key, value in fields.items():
+        if key in _SET_AS_GIVEN:
+            setattr(span, key, value)
+            continue
         if key not in SPAN_FIELDS:
             log.warning("llmobs: update ignored unknown span field %r (allowed: %s)", key,
                         ", ".join(sorted(SPAN_FIELDS)))
@@ -186,7 +193,11 @@ def update_current_span(**fields: Any) -> None:
     if span is None:
         log.debug("llmobs: update_current_span called outside any span; ignored")
         return
-    update_span(span, **fields)
+    try:
+        if span.__class__ is not NoopSpan:
+            _update(span, fields)
+    except Exception:  # noqa: BLE001 - boundary
+        log.exception("llmobs: span update failed")
 
 
 def update_current_trace(**fields: Any) -> None:

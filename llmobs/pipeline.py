@@ -26,7 +26,14 @@ import orjson
 
 from llmobs.context import SpanRecord, refresh_clock_offset
 from llmobs.scores import SCORE_COLUMNS, ScoreRecord
-from llmobs.store.db import ensure_schema, forget_engines_after_fork, forget_schema_if_missing, get_engine
+from llmobs.store.db import (
+    ensure_schema,
+    forget_engines_after_fork,
+    forget_schema_if_missing,
+    get_engine,
+    reopen_if_replaced,
+    sqlite_file,
+)
 from llmobs.store.rows import (
     JSON_COLUMNS,
     SPAN_COLUMNS,
@@ -81,6 +88,9 @@ class SQLExporter:
         """Insert the batch's span rows (ignoring ids already stored), add its totals to the trace rows, and insert
         its scores (their trace id looked up from the span when not given)."""
         engine = self.engine()
+        if reopen_if_replaced(engine):
+            log.warning("llmobs: the database file %s was deleted or replaced while this process ran; writing to "
+                        "the file now at that path", sqlite_file(engine))
         ensure_schema(engine)
         try:
             self._export(engine, batch)

@@ -332,3 +332,40 @@ def test_spans_written_after_the_tables_were_dropped_land_in_tables_created_agai
     assert [t["span_count"] for t in store.traces()] == [1]
     assert llmobs.stats()["lost"] == 0
     assert any("tables are missing" in r.getMessage() for r in llmobs_logs.records)
+
+
+@pytest.mark.parametrize("how", ["file", "folder", "replaced"])
+def test_spans_written_after_the_sqlite_file_was_deleted_or_replaced_land_in_the_file_at_that_path(
+        tmp_path: Path, how: str, llmobs_logs: pytest.LogCaptureFixture) -> None:
+    """Deleting the database (or its folder) while the app runs, or moving another database into its place, must not
+    send later spans into the old file, which nobody can open any more."""
+    path = tmp_path / "data" / "llmobs.db"
+    llmobs.configure(reset=True, database_url=f"sqlite:///{path}")
+    with llmobs.span("before"):
+        pass
+    assert llmobs.flush(10)
+    if how == "folder":
+        for leftover in path.parent.iterdir():
+            leftover.unlink()
+        path.parent.rmdir()
+    elif how == "file":
+        path.unlink()
+    else:
+        other = tmp_path / "other.db"
+        with sqlite3.connect(other) as conn:
+            conn.execute("CREATE TABLE notes (x TEXT)")
+        other.replace(path)
+    with llmobs.span("after"):
+        pass
+    assert llmobs.flush(10)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM spans").fetchall() == [("after",)]
+        assert conn.execute("SELECT span_count FROM traces").fetchall() == [(1,)]
+        if how == "replaced":
+            assert conn.execute("SELECT count(*) FROM notes").fetchone() == (0,)
+    assert llmobs.stats()["lost"] == 0
+    assert any("deleted or replaced" in r.getMessage() for r in llmobs_logs.records)
+    with llmobs.span("later"):  # the new file is now the known one: no second reopening
+        pass
+    assert llmobs.flush(10)
+    assert sum("deleted or replaced" in r.getMessage() for r in llmobs_logs.records) == 1

@@ -118,6 +118,7 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
             _create_missing_indexes(engine)
             _create_statistics(engine)
             _schema_ready.add(engine)
+            _remember_file(engine)
             return
         except (OperationalError, ProgrammingError, DBAPIError) as exc:
             if attempt == attempts - 1:
@@ -248,6 +249,63 @@ def forget_schema_if_missing(engine: Engine, exc: BaseException) -> bool:
     if missing:
         _schema_ready.discard(engine)
     return missing
+
+
+_file_identity: "weakref.WeakKeyDictionary[Engine, tuple[int, int]]" = weakref.WeakKeyDictionary()
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine (None for other engines, ``:memory:`` and ``file:`` URIs)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _remember_file(engine: Engine) -> None:
+    """Note which file a SQLite engine's schema was put in place in (see ``reopen_if_replaced``)."""
+    path = sqlite_file(engine)
+    identity = None if path is None else _file_id(path)
+    if identity is not None:
+        _file_identity[engine] = identity
+
+
+def reopen_if_replaced(engine: Engine) -> bool:
+    """When the SQLite file was deleted or replaced since the schema was put in place, close the engine's pooled
+    connections (they still write to the old file, which nobody can read any more), create the folder again if
+    needed and forget the schema, so the next ``ensure_schema`` sets up the file now at the path; True when it did.
+
+    A file is known by its device and inode, noted when ``ensure_schema`` has set it up; one ``stat`` per batch.
+    """
+    known = _file_identity.get(engine)
+    if known is None:
+        return False
+    path = sqlite_file(engine)
+    if path is None or _file_id(path) == known:
+        return False
+    engine.dispose()
+    # The old file's write-ahead log outlives it (SQLite keeps -wal and -shm of a moved or deleted database): left
+    # there, it would be replayed into the file now at the path.
+    for suffix in ("-wal", "-shm"):
+        try:
+            path.with_name(path.name + suffix).unlink()
+        except OSError:
+            pass
+    _schema_ready.discard(engine)
+    _file_identity.pop(engine, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return True
 
 
 def is_unreachable(exc: BaseException) -> bool:

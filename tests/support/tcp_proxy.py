@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import select
+import selectors
 import socket
 import threading
 from collections.abc import Iterator
@@ -77,18 +77,24 @@ class TcpProxy:
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
 
     def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        # A selector (epoll), not select.select: late in a long test run this process holds more than 1,024 file
+        # descriptors, and select() refuses those, which cut connections as if the database had dropped them.
         pair = {a: b, b: a}
+        selector = selectors.DefaultSelector()
         try:
+            for sock in pair:
+                selector.register(sock, selectors.EVENT_READ)
             while not self._stop.is_set() and self._available.is_set():
-                ready, _, _ = select.select(list(pair), [], [], 0.2)
-                for sock in ready:
-                    data = sock.recv(65536)
+                for key, _ in selector.select(0.2):
+                    sock = key.fileobj
+                    data = sock.recv(65536)  # type: ignore[union-attr]
                     if not data:
                         return
-                    pair[sock].sendall(data)
+                    pair[sock].sendall(data)  # type: ignore[index]
         except (OSError, ValueError):
             return
         finally:
+            selector.close()
             for sock in (a, b):
                 try:
                     sock.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import llmobs
+from llmobs.store.db import dispose_engine
 from llmobs.testing.openai_server import FakeOpenAIServer
 from tests.support.databases import PG_SKIP_REASON, Store, create_pg_schema, drop_pg_schema, postgres_base_url
 from tests.support.receivers import http_receiver, smtp_receiver  # noqa: F401  (shared fixtures)
@@ -31,6 +32,7 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     llmobs.flush(timeout=30)
     store.dispose()
     llmobs.configure(reset=True)
+    dispose_engine(store.url)  # its pooled connection holds the file, -wal and -shm open
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -52,10 +54,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     llmobs.flush(timeout=30)
     st.dispose()
     llmobs.configure(reset=True)
+    dispose_engine(st.url)  # one pooled connection per test would pile up file descriptors over the suite
     if schema is not None and base is not None:
-        from llmobs.store.db import dispose_engine
-
-        dispose_engine(st.url)
         drop_pg_schema(base, schema)
 
 

@@ -25,8 +25,7 @@ log = logging.getLogger("llmobs")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_PAGE_SIZE = 8192
 _engines: dict[str, Engine] = {}
-# Engines whose tables are in place, with the SQLite file they were put in (device, inode; None for other engines).
-_schema_ready: "weakref.WeakKeyDictionary[Engine, tuple[int, int] | None]" = weakref.WeakKeyDictionary()
+_schema_ready: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 _lock = threading.Lock()
 # SQLite reports bad SQL and a missing file alike as OperationalError; only these messages mean "cannot reach it".
 _PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
@@ -71,9 +70,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
         _bind_none_directly()
-        path = _file_path(parsed.database)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         options["pool_pre_ping"] = True
@@ -118,8 +117,8 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
             _add_missing_columns(engine)
             _create_missing_indexes(engine)
             _create_statistics(engine)
-            path = sqlite_file(engine)
-            _schema_ready[engine] = None if path is None else _file_id(path)
+            _schema_ready.add(engine)
+            _remember_file(engine)
             return
         except (OperationalError, ProgrammingError, DBAPIError) as exc:
             if attempt == attempts - 1:
@@ -248,17 +247,18 @@ def forget_schema_if_missing(engine: Engine, exc: BaseException) -> bool:
     text = str(orig).lower()
     missing = "no such table" in text or getattr(orig, "sqlstate", None) == "42P01"  # PostgreSQL: undefined_table
     if missing:
-        _schema_ready.pop(engine, None)
+        _schema_ready.discard(engine)
     return missing
+
+
+_file_identity: "weakref.WeakKeyDictionary[Engine, tuple[int, int]]" = weakref.WeakKeyDictionary()
 
 
 def sqlite_file(engine: Engine) -> Path | None:
     """The database file of a SQLite engine (None for other engines, ``:memory:`` and ``file:`` URIs)."""
-    return _file_path(engine.url.database) if engine.dialect.name == "sqlite" else None
-
-
-def _file_path(database: str | None) -> Path | None:
-    """The file a SQLite URL's database part names (None for ``:memory:``, ``file:`` URIs and no name)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database).expanduser()
@@ -273,6 +273,14 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+def _remember_file(engine: Engine) -> None:
+    """Note which file a SQLite engine's schema was put in place in (see ``reopen_if_replaced``)."""
+    path = sqlite_file(engine)
+    identity = None if path is None else _file_id(path)
+    if identity is not None:
+        _file_identity[engine] = identity
+
+
 def reopen_if_replaced(engine: Engine) -> bool:
     """When the SQLite file was deleted or replaced since the schema was put in place, close the engine's pooled
     connections (they still write to the old file, which nobody can read any more), create the folder again if
@@ -280,7 +288,7 @@ def reopen_if_replaced(engine: Engine) -> bool:
 
     A file is known by its device and inode, noted when ``ensure_schema`` has set it up; one ``stat`` per batch.
     """
-    known = _schema_ready.get(engine)
+    known = _file_identity.get(engine)
     if known is None:
         return False
     path = sqlite_file(engine)
@@ -294,7 +302,8 @@ def reopen_if_replaced(engine: Engine) -> bool:
             path.with_name(path.name + suffix).unlink()
         except OSError:
             pass
-    _schema_ready.pop(engine, None)
+    _schema_ready.discard(engine)
+    _file_identity.pop(engine, None)
     path.parent.mkdir(parents=True, exist_ok=True)
     return True
 

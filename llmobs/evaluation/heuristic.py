@@ -195,6 +195,17 @@ class _Doc:
         return ", ".join(surface.get(s, s) for s in stems)
 
     @_lazy
+    def key_terms(self) -> list[tuple[str, float]]:
+        """The first 60 distinct content stems with their weights (see ``_key_terms``)."""
+        seen: dict[str, float] = {}
+        for s in self.content:
+            if s not in seen:
+                seen[s] = 0.35 if s in _GENERIC_STEMS else 1.0
+                if len(seen) >= 60:
+                    break
+        return list(seen.items())
+
+    @_lazy
     def content_counts(self) -> Counter[str]:
         """Term frequencies of the content stems."""
         return Counter(self.content)
@@ -756,10 +767,9 @@ _LEET = str.maketrans(
 # Each regex starts with a character class so the engine can skip ahead quickly.
 _SEPARATED_RE = re.compile(r"[a-z0-9@$!](?<![\w@$!*][a-z0-9@$!])(?:[ .\-_,~*]{1,3}[a-z0-9@$!]){2,}(?![\w@$!*])")
 _SEPARATOR_RE = re.compile(r"[ .\-_,~*]")
-# Probe for "x.y.z": two single characters in a row between separators. Evaluated as _has_separated_letters;
-# kept as its specification (the tests compare the two).
-_SEPARATED_PROBE_RE = re.compile(r"[ .\-_,~*][a-z0-9@$!][ .\-_,~*]{1,3}[a-z0-9@$!][ .\-_,~*]")
-# UTF-8 bytes mapped to the classes of _SEPARATED_PROBE_RE: "s" separator, "a" letter/digit/@$!, "." anything
+# Probe for "x.y.z": two single characters in a row between separators, i.e. the regex
+# [ .\-_,~*][a-z0-9@$!][ .\-_,~*]{1,3}[a-z0-9@$!][ .\-_,~*] (tests/evaluation/test_fast_paths.py compares the two).
+# UTF-8 bytes mapped to the classes of that regex: "s" separator, "a" letter/digit/@$!, "." anything
 # else (bytes of non-ASCII characters included: none of them is an ASCII byte).
 _SEPARATED_CLASSES = bytes(
     ord("s") if chr(b) in " .-_,~*" else ord("a") if chr(b) in "abcdefghijklmnopqrstuvwxyz0123456789@$!" else ord(".")
@@ -771,7 +781,7 @@ _SEPARATED_CLASS_PROBE_RE = re.compile(rb"sas{1,3}as")
 
 
 def _has_separated_letters(lower: str) -> bool:
-    """``_SEPARATED_PROBE_RE.search(f" {lower} ")``, searched in the text's character classes (~3x faster: the
+    """The separated-letters probe (above) searched in the text's character classes (~3x faster: the
     regex then starts with a literal prefix instead of a character class that matches at every space)."""
     classes = lower.encode("utf-8", "surrogatepass").translate(_SEPARATED_CLASSES)
     return _SEPARATED_CLASS_PROBE_RE.search(b"s" + classes + b"s") is not None
@@ -1323,28 +1333,10 @@ def _answer_type_match(kind: str | None, response: _Doc) -> float | None:
     return 1.0 if _YESNO_RE.search(response.text) else 0.5
 
 
-def _key_terms(doc: _Doc, limit: int = 60) -> list[tuple[str, float]]:
-    """Distinct content stems of a prompt with weights (generic words count less), in order of appearance.
-
-    Cached on the document for the default ``limit`` (prompts repeat); callers must not modify the list.
-    """
-    if limit == 60:
-        cached = doc.__dict__.get("_key_terms")
-        if cached is None:
-            cached = doc.__dict__["_key_terms"] = _compute_key_terms(doc, limit)
-        return cached
-    return _compute_key_terms(doc, limit)
-
-
-def _compute_key_terms(doc: _Doc, limit: int) -> list[tuple[str, float]]:
-    """The uncached :func:`_key_terms`."""
-    seen: dict[str, float] = {}
-    for s in doc.content:
-        if s not in seen:
-            seen[s] = 0.35 if s in _GENERIC_STEMS else 1.0
-            if len(seen) >= limit:
-                break
-    return list(seen.items())
+def _key_terms(doc: _Doc) -> list[tuple[str, float]]:
+    """Distinct content stems of a prompt (the first 60) with weights (generic words count less), in order of
+    appearance; cached on the document (prompts repeat), so callers must not modify the list."""
+    return doc.key_terms
 
 
 def _cosine(a: Counter[str], b: Counter[str]) -> float:
@@ -1362,19 +1354,13 @@ def _cosine(a: Counter[str], b: Counter[str]) -> float:
 
 
 def _topic_similarity(prompt: _Doc, response: _Doc) -> tuple[float | None, list[str], list[str]]:
-    """Cosine of coarse topic profiles (from topic_words.tsv); None when the prompt has no topic words.
-
-    The prompt's top topics are cached on its document: callers must not modify the returned lists.
-    """
+    """Cosine of coarse topic profiles (from topic_words.tsv); None when the prompt has no topic words."""
     topics = _lexicons().topics
     p_counts = prompt.topic_counts(topics)
     if not p_counts:
         return None, [], []
     r_counts = response.topic_counts(topics)
-    prompt_top = prompt.__dict__.get("_top_topics")
-    if prompt_top is None:
-        prompt_top = prompt.__dict__["_top_topics"] = _top_topics(p_counts)
-    return _cosine(p_counts, r_counts), prompt_top, _top_topics(r_counts)
+    return _cosine(p_counts, r_counts), _top_topics(p_counts), _top_topics(r_counts)
 
 
 def _top_topics(counts: Counter[str]) -> list[str]:

@@ -67,9 +67,10 @@ def test_ascii_word_tokens_equal_the_word_regex() -> None:
 
 
 def test_separated_letter_probe_equals_its_regex() -> None:
+    probe = re.compile(r"[ .\-_,~*][a-z0-9@$!][ .\-_,~*]{1,3}[a-z0-9@$!][ .\-_,~*]")
     assert _mismatches(
         lambda s: h._has_separated_letters(s.lower()),
-        lambda s: h._SEPARATED_PROBE_RE.search(f" {s.lower()} ") is not None,
+        lambda s: probe.search(f" {s.lower()} ") is not None,
     ) == []
 
 

@@ -94,6 +94,8 @@ def fields_of(obj: Any) -> Any:
 
 def as_count(value: Any) -> int | None:
     """A token count as a non-negative int, or None for anything else (bools, negatives, text, NaN)."""
+    if value is None:  # the usual answer for the names a provider does not use
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -194,9 +196,6 @@ def usage_from(obj: Any) -> Usage | None:
     if obj is None:
         return None
     try:
-        values = fields_of(obj)
-        if type(values) is dict and values.keys() <= OPENAI_USAGE_KEYS:
-            return openai_usage(values)
         get = reader(obj)
         prompt = _count(get, _PROMPT)
         completion = _count(get, _COMPLETION)
@@ -228,50 +227,6 @@ def usage_from(obj: Any) -> Usage | None:
     except Exception:  # noqa: BLE001 - an odd usage block is recorded as no usage
         log.debug("llmobs: could not read usage from %r", type(obj).__name__, exc_info=True)
         return None
-
-
-OPENAI_USAGE_KEYS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details",
-                                "completion_tokens_details"})
-
-
-def openai_usage(values: dict[str, Any]) -> Usage | None:
-    """:func:`usage_from` for a block with OpenAI's keys and no others: the same names read the same way, inline
-    (this runs on every OpenAI call)."""
-    get = values.get
-    prompt, completion, total = get("prompt_tokens"), get("completion_tokens"), get("total_tokens")
-    if not (type(prompt) is int and prompt >= 0):
-        prompt = None if prompt is None else as_count(prompt)
-    if not (type(completion) is int and completion >= 0):
-        completion = None if completion is None else as_count(completion)
-    if not (type(total) is int and total >= 0):
-        total = None if total is None else as_count(total)
-    if prompt is None and completion is None and total is None:
-        return None
-    cached = cache_creation = reasoning = None
-    details_in = get("prompt_tokens_details")
-    if details_in is not None:
-        get_in = _details_get(details_in)
-        value = get_in("cached_tokens")  # the usual name answers at once; _count tries them all in order
-        cached = value if type(value) is int and value >= 0 else _count(get_in, _CACHED)
-        if get_in("cache_creation") is not None or get_in("cache_write_tokens") is not None \
-                or get_in("cache_creation_tokens") is not None:  # _CACHE_CREATION
-            cache_creation = _count(get_in, _CACHE_CREATION)
-    details_out = get("completion_tokens_details")
-    if details_out is not None:
-        get_out = _details_get(details_out)
-        value = get_out("reasoning_tokens")
-        reasoning = value if type(value) is int and value >= 0 else _count(get_out, _REASONING)
-    return Usage(prompt, completion, total, cached, reasoning, cache_creation)
-
-
-def _details_get(obj: Any) -> Callable[[str], Any]:
-    """:func:`reader` of a usage details block; the fields dict of a pydantic model without extras read directly."""
-    if type(obj) is dict:
-        return obj.get
-    attrs = getattr(obj, "__dict__", None)
-    if type(attrs) is dict and not getattr(obj, "__pydantic_extra__", True):
-        return attrs.get
-    return reader(obj)
 
 
 def usage_fields(usage: Usage, source: str) -> dict[str, Any]:
@@ -488,6 +443,8 @@ def plain(value: Any, special: Callable[[Any], Any] | None = None, depth: int = 
     if t is dict:
         if len(value) > MAX_ITEMS:
             return snapshot(value, limit)
+        if _flat(value):  # str keys to short strings and numbers (messages, parameters): one C-level copy
+            return value.copy()
         out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
@@ -530,65 +487,7 @@ def plain(value: Any, special: Callable[[Any], Any] | None = None, depth: int = 
 _SCALARS = frozenset({int, float, bool, type(None)})
 
 
-def is_plain(value: Any, depth: int = 0) -> bool:
-    """Whether ``value`` is already what :func:`plain` returns: None, numbers, strings within ``max_field_chars``,
-    and dicts (str keys) and lists of them, small enough that nothing would be cut.
-
-    A value llmobs builds itself from a response's immutable leaves (strings, numbers) passes and is stored as it
-    is: checking costs about a third of copying.
-
-    >>> is_plain({"role": "assistant", "content": "Paris", "n": [1, 2]}), is_plain({"when": object()})
-    (True, False)
-    """
-    t = type(value)
-    if t is dict:
-        if len(value) > MAX_ITEMS or depth > 10:
-            return False
-        for key in value:
-            if type(key) is not str:
-                return False
-        return _all_plain(value.values(), depth)
-    if t is list:
-        return len(value) <= MAX_ITEMS and depth <= 10 and _all_plain(value, depth)
-    if t is str:
-        return len(value) <= rt.max_field_chars
-    return t in _SCALARS
-
-
-def _all_plain(items: Iterable[Any], depth: int) -> bool:
-    """Whether every item of a container at ``depth`` passes :func:`is_plain` (leaves checked inline)."""
-    limit = rt.max_field_chars
-    for item in items:
-        kind = type(item)
-        if kind is str:
-            if len(item) > limit:
-                return False
-        elif kind not in _SCALARS and not is_plain(item, depth + 1):
-            return False
-    return True
-
-
-def flat_copy(value: Any) -> Any:
-    """A copy of the caller's dict, or list of dicts, whose values are numbers and short strings (chat messages,
-    request parameters): one C-level copy per dict, since the caller may change them after the call. Anything
-    nested goes through :func:`plain`.
-
-    >>> flat_copy([{"role": "user", "content": "hi"}])
-    [{'role': 'user', 'content': 'hi'}]
-    """
-    if type(value) is dict:
-        return value.copy() if is_flat(value) else plain(value)
-    if type(value) is list and len(value) <= MAX_ITEMS:
-        copies = []
-        for item in value:
-            if type(item) is not dict or not is_flat(item):
-                return plain(value)
-            copies.append(item.copy())
-        return copies
-    return plain(value)
-
-
-def is_flat(item: dict[Any, Any]) -> bool:
+def _flat(item: dict[Any, Any]) -> bool:
     """Whether ``item`` is a dict of str keys to numbers and strings within ``max_field_chars`` (no containers)."""
     limit = rt.max_field_chars
     for key, v in item.items():

@@ -27,7 +27,6 @@ import wrapt
 from llmobs._state import rt
 from llmobs.context import SpanRecord, perf_ns
 from llmobs.integrations._common import (
-    OPENAI_USAGE_KEYS,
     USAGE_ESTIMATED,
     USAGE_REPORTED,
     ActiveModelRun,
@@ -36,15 +35,11 @@ from llmobs.integrations._common import (
     content_text,
     estimate,
     estimated_usage,
-    field,
-    flat_copy,
-    is_flat,
-    is_plain,
     messages_list,
     messages_text,
-    openai_usage,
     plain,
     provider_for,
+    reader,
     tool_call_dict,
     usage_fields,
     usage_from,
@@ -304,20 +299,16 @@ class _Call:
                 parent = run.span if run is not None and not run.span.ended else None
                 span = start_span(endpoint.name, endpoint.kind, source=SOURCE, parent=parent)
                 if rt.capture_input and span.__class__ is not NoopSpan:
-                    span.input = flat_copy(_request_input(endpoint.family, kwargs))
+                    span.input = plain(_request_input(endpoint.family, kwargs))
             else:
                 span = run.span  # type: ignore[union-attr]
             if span.__class__ is NoopSpan:
                 return None  # llmobs disabled, or a trace that is not sampled
             call = cls(endpoint, span, owned, kwargs)
-            # Copies of the caller's values, JSON-safe, stored as they are rather than through a second snapshot.
-            params = _parameters(kwargs)  # a new dict: its values are the caller's
-            meta: dict[str, Any] = {"endpoint": endpoint.name,
-                                    "model_parameters": params if is_flat(params) else plain(params)}
+            # Fresh JSON-safe values (plain) are stored as they are rather than through a second snapshot.
+            meta: dict[str, Any] = {"endpoint": endpoint.name, "model_parameters": plain(_parameters(kwargs))}
             if call.request_model is not None:
-                model = call.request_model
-                meta["request_model"] = model if type(model) is str and len(model) <= rt.max_field_chars \
-                    else plain(model)
+                meta["request_model"] = plain(call.request_model)
             if owned:
                 if call.request_model is not None:
                     span.model_name = str(call.request_model)
@@ -334,8 +325,6 @@ class _Call:
     def finish(self, result: Any) -> Any:
         """Record a returned object; streams and raw streamed responses come back proxied, all else unchanged."""
         try:
-            if self.endpoint.family == "chat" and self.owned and self._record_text_reply(result):
-                return result
             if _is_raw_response(result):
                 if self.kwargs.get("stream") is True:
                     return _RawStreamResponse(result, self)
@@ -427,82 +416,27 @@ class _Call:
             usage = self._estimate(result, model)
             source = USAGE_ESTIMATED
         fields = usage_fields(usage, source) if usage is not None else {"metadata": {}}
-        meta = fields.pop("metadata")
+        meta = fields.pop("metadata")  # llmobs's own strings and counts; what came in the reply goes through plain()
         if result.response_id is not None:
-            meta["response_id"] = result.response_id
+            meta["response_id"] = plain(result.response_id)
         if result.finish_reason is not None:
-            meta["finish_reason"] = result.finish_reason
-        meta.update(result.extra)
+            meta["finish_reason"] = plain(result.finish_reason)
+        for key, value in result.extra.items():
+            meta[key] = plain(value)
         if model is not None:
             fields["model_name"] = str(model)
         span = self.span
         if span.ended:
             return
-        # Built here from the response's strings and numbers: stored as they are when already JSON-safe and short.
-        if not is_plain(meta):
-            meta = plain(meta)
         span.metadata = {**span.metadata, **meta} if span.metadata else meta
         if self.owned:
-            output = result.output
-            if output is not None and rt.capture_output:
-                span.output = output if is_plain(output) else plain(output)
+            if result.output is not None and rt.capture_output:
+                span.output = plain(result.output)
             for key, value in fields.items():  # token counts and the model name: known fields, set directly
                 setattr(span, key, value)
             end_span(span)
         else:
             span.update(**fields)
-
-    def _record_text_reply(self, response: Any) -> bool:
-        """Record the everyday chat reply (one choice, text only, OpenAI's usage keys) read straight from the SDK
-        objects' fields; False leaves any other reply to ``_chat_result`` and ``_record``, which store the same.
-
-        This runs on every such call, so it reads each field once and builds only what is stored.
-        """
-        fields = getattr(response, "__dict__", None)
-        choices = fields.get("choices") if type(fields) is dict else None
-        if type(choices) is not list or len(choices) != 1:
-            return False
-        choice = getattr(choices[0], "__dict__", None)
-        message = choice.get("message") if type(choice) is dict else None
-        said = getattr(message, "__dict__", None)
-        if type(said) is not dict or getattr(message, "__pydantic_extra__", True):
-            return False
-        content, role, meta = said.get("content"), said.get("role") or "assistant", self.span.metadata
-        if (said.get("tool_calls") or said.get("refusal") is not None or said.get("parsed") is not None
-                or content is not None and type(content) is not str or type(role) is not str
-                or type(meta) is not dict):
-            return False
-        usage = fields.get("usage")
-        counts = getattr(usage, "__dict__", None)
-        if (type(counts) is not dict or getattr(usage, "__pydantic_extra__", True)
-                or not counts.keys() <= OPENAI_USAGE_KEYS):
-            return False
-        tokens = openai_usage(counts)
-        if tokens is None or tokens.prompt is None and tokens.completion is None:
-            return False
-        span = self.span
-        if span.ended:
-            self.done = True
-            return True
-        limit = rt.max_field_chars
-        meta["usage_source"] = USAGE_REPORTED
-        details = tokens.details()
-        if details:
-            meta["usage_details"] = details
-        for key, value in (("response_id", fields.get("id")), ("finish_reason", choice.get("finish_reason")),
-                           ("system_fingerprint", fields.get("system_fingerprint") or None)):
-            if value is not None:
-                meta[key] = value if type(value) is str and len(value) <= limit else plain(value)
-        if rt.capture_output:
-            text = content if content is None or len(content) <= limit else plain(content)
-            span.output = {"role": role, "content": text}
-        model = fields.get("model") or self.request_model
-        if model is not None:
-            span.model_name = str(model)
-        span.prompt_tokens, span.completion_tokens, span.total_tokens = tokens.prompt, tokens.completion, tokens.total
-        self.done = True
-        end_span(span)
-        return True
 
     def _estimate(self, result: "_Result", model: Any) -> Usage | None:
         name = str(model) if model is not None else None
@@ -661,16 +595,15 @@ def _chat_result(response: Any) -> _Result:
     finish = None
     text_parts: list[str] = []
     for choice in getattr(response, "choices", None) or ():
-        message = getattr(choice, "message", None)
-        out: dict[str, Any] = {"role": getattr(message, "role", None) or "assistant",
-                               "content": getattr(message, "content", None)}
+        said = reader(getattr(choice, "message", None))  # one lookup per field (getattr of an absent field is slow)
+        out: dict[str, Any] = {"role": said("role") or "assistant", "content": said("content")}
         text_parts.append(content_text(out["content"]))
-        calls = getattr(message, "tool_calls", None)
+        calls = said("tool_calls")
         if calls:
             out["tool_calls"] = [tool_call_dict(c) for c in calls]
             text_parts.extend(str(c["arguments"] or "") for c in out["tool_calls"])
         for extra in ("refusal", "parsed"):
-            value = field(message, extra)  # getattr of an absent field is slow on pydantic models
+            value = said(extra)
             if value is not None:
                 out[extra] = value
         outputs.append(out)

@@ -166,41 +166,6 @@ def test_messages_tools_and_reply_changed_after_the_call_are_recorded_as_they_we
     assert loads(row["output"]) == {"role": "assistant", "content": "Paris"}
 
 
-def test_the_text_reply_fast_path_stores_what_the_general_readers_store(
-        store: Store, srv: FakeOpenAIServer, client: openai.OpenAI, openai_instrumented: None,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Everyday text replies are read by ``_record_text_reply``; the same replies through ``_chat_result`` and
-    ``_record`` must give the same rows (ids and times aside)."""
-    llmobs.configure(max_field_chars=300)
-    replies = [Reply(content="Paris"), Reply(content="Paris", model="gpt-4o-mini-2024-07-18", prompt_tokens=90,
-                                             completion_tokens=12, cached_tokens=40, reasoning_tokens=3),
-               Reply(content="word " * 80), Reply(content="", finish_reason="length")]
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
-
-    def record_all() -> list[dict[str, Any]]:
-        for reply in replies:
-            srv.enqueue(reply)
-            client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.3)
-        llmobs.flush()
-        return generations(store)
-
-    fast = record_all()
-    monkeypatch.setattr(integration._Call, "_record_text_reply", lambda self, response: False)
-    general = record_all()[len(fast):]
-    skip = {"id", "trace_id", "parent_id", "start_time", "end_time", "duration_ms"}
-
-    def comparable(row: dict[str, Any]) -> dict[str, Any]:
-        assert row["metadata"].pop("response_id").startswith("chatcmpl-")  # one per reply
-        return {k: v for k, v in row.items() if k not in skip}
-
-    assert [comparable(row) for row in fast] == [comparable(row) for row in general]
-    fast = generations(store)[:len(replies)]
-    assert [loads(row["output"])["content"][:5] for row in fast] == ["Paris", "Paris", "word ", ""]
-    assert fast[1]["metadata"]["usage_details"] == {"cached_tokens": 40, "reasoning_tokens": 3}
-    assert fast[3]["metadata"]["finish_reason"] == "length"
-    assert "…[truncated" in loads(fast[2]["output"])["content"]
-
-
 def test_long_messages_and_replies_are_cut_at_max_field_chars_with_the_marker(
         store: Store, srv: FakeOpenAIServer, client: openai.OpenAI, openai_instrumented: None) -> None:
     llmobs.configure(max_field_chars=64)

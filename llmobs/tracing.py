@@ -173,12 +173,17 @@ def _update(span: SpanRecord, fields: dict[str, Any]) -> None:
 
 def update_span(span: SpanRecord, **fields: Any) -> SpanRecord:
     """Set fields on a span (output, metadata, model_name, tokens, cost, ...); unknown names are logged and ignored."""
+    _update_quietly(span, fields)
+    return span
+
+
+def _update_quietly(span: SpanRecord, fields: dict[str, Any]) -> None:
+    """``_update`` at the boundary with the user's code: nothing for a span that is not recorded, errors logged."""
     try:
         if not isinstance(span, NoopSpan):
             _update(span, fields)
     except Exception:  # noqa: BLE001 - boundary
         log.exception("llmobs: span update failed")
-    return span
 
 
 
@@ -193,11 +198,7 @@ def update_current_span(**fields: Any) -> None:
     if span is None:
         log.debug("llmobs: update_current_span called outside any span; ignored")
         return
-    try:
-        if span.__class__ is not NoopSpan:
-            _update(span, fields)
-    except Exception:  # noqa: BLE001 - boundary
-        log.exception("llmobs: span update failed")
+    _update_quietly(span, fields)  # the keyword arguments as they came, not packed again by update_span
 
 
 def update_current_trace(**fields: Any) -> None:

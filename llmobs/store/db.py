@@ -25,7 +25,8 @@ log = logging.getLogger("llmobs")
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_PAGE_SIZE = 8192
 _engines: dict[str, Engine] = {}
-_schema_ready: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+# Engines whose tables are in place, with the SQLite file they were put in (device, inode; None for other engines).
+_schema_ready: "weakref.WeakKeyDictionary[Engine, tuple[int, int] | None]" = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 # SQLite reports bad SQL and a missing file alike as OperationalError; only these messages mean "cannot reach it".
 _PG_CONNECT_ARGS = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
@@ -70,9 +71,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
         _bind_none_directly()
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = _file_path(parsed.database)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         options["pool_pre_ping"] = True
@@ -117,8 +118,8 @@ def ensure_schema(engine: Engine, attempts: int = 5) -> None:
             _add_missing_columns(engine)
             _create_missing_indexes(engine)
             _create_statistics(engine)
-            _schema_ready.add(engine)
-            _remember_file(engine)
+            path = sqlite_file(engine)
+            _schema_ready[engine] = None if path is None else _file_id(path)
             return
         except (OperationalError, ProgrammingError, DBAPIError) as exc:
             if attempt == attempts - 1:
@@ -247,18 +248,17 @@ def forget_schema_if_missing(engine: Engine, exc: BaseException) -> bool:
     text = str(orig).lower()
     missing = "no such table" in text or getattr(orig, "sqlstate", None) == "42P01"  # PostgreSQL: undefined_table
     if missing:
-        _schema_ready.discard(engine)
+        _schema_ready.pop(engine, None)
     return missing
-
-
-_file_identity: "weakref.WeakKeyDictionary[Engine, tuple[int, int]]" = weakref.WeakKeyDictionary()
 
 
 def sqlite_file(engine: Engine) -> Path | None:
     """The database file of a SQLite engine (None for other engines, ``:memory:`` and ``file:`` URIs)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    database = engine.url.database or ""
+    return _file_path(engine.url.database) if engine.dialect.name == "sqlite" else None
+
+
+def _file_path(database: str | None) -> Path | None:
+    """The file a SQLite URL's database part names (None for ``:memory:``, ``file:`` URIs and no name)."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database).expanduser()
@@ -273,14 +273,6 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _remember_file(engine: Engine) -> None:
-    """Note which file a SQLite engine's schema was put in place in (see ``reopen_if_replaced``)."""
-    path = sqlite_file(engine)
-    identity = None if path is None else _file_id(path)
-    if identity is not None:
-        _file_identity[engine] = identity
-
-
 def reopen_if_replaced(engine: Engine) -> bool:
     """When the SQLite file was deleted or replaced since the schema was put in place, close the engine's pooled
     connections (they still write to the old file, which nobody can read any more), create the folder again if
@@ -288,7 +280,7 @@ def reopen_if_replaced(engine: Engine) -> bool:
 
     A file is known by its device and inode, noted when ``ensure_schema`` has set it up; one ``stat`` per batch.
     """
-    known = _file_identity.get(engine)
+    known = _schema_ready.get(engine)
     if known is None:
         return False
     path = sqlite_file(engine)
@@ -302,8 +294,7 @@ def reopen_if_replaced(engine: Engine) -> bool:
             path.with_name(path.name + suffix).unlink()
         except OSError:
             pass
-    _schema_ready.discard(engine)
-    _file_identity.pop(engine, None)
+    _schema_ready.pop(engine, None)
     path.parent.mkdir(parents=True, exist_ok=True)
     return True
 

@@ -11,7 +11,9 @@ Metrics computed here (the others come from the heuristic tier, and their explan
 * hallucination (with a context): share of response sentences whose best cosine to any context sentence (or
   pair of adjacent context sentences) is below ``grounding_threshold`` (0.60); the heuristic tier's lexical
   checks (changed numbers, names, negations), which sentence embeddings barely register, are kept by taking
-  the larger of the two values.
+  the larger of the two values. Those lexical checks run with one embedding aid: a name found nowhere in the
+  context is not held against the response when it embeds within ``NAME_MATCH_THRESHOLD`` (0.85) of a context
+  word ("Moon" for "lunar").
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import text as _t
-from .heuristic import MetricScore
+from .heuristic import MetricScore, NameMatcher, score_hallucination
 
 log = logging.getLogger("llmobs")
 
@@ -45,6 +47,11 @@ MIN_SENTENCE_WORDS = 3
 RELEVANCE_RANGE = (0.10, 0.60)
 ACCURACY_RANGE = (0.40, 0.90)
 GROUNDING_THRESHOLD = 0.60
+# A name absent from the context counts as supported when it embeds this close to one context word ("Moon" and
+# "lunar" 0.92). Set above the closest *wrong* name seen on the dev fixtures ("Fridays" for "Saturday" 0.82,
+# "Norway" for "Denmark" 0.78): different days, countries and people stay flagged.
+NAME_MATCH_THRESHOLD = 0.85
+MAX_NAME_CANDIDATES = 1000
 
 
 def _missing_modules() -> list[str]:
@@ -191,6 +198,12 @@ def shared_encoder(model_path: str | Path | None = None, tokenizer_path: str | P
         return enc
 
 
+def _flags_names(lexical: MetricScore | None) -> bool:
+    """True when the heuristic hallucination score held a name absent from the context against a claim."""
+    claims = (lexical.details or {}).get("unsupported_claims", ()) if lexical is not None else ()
+    return any(c.get("unsupported_names") for c in claims)
+
+
 def _scale(cos: float, low: float, high: float) -> float:
     return min(1.0, max(0.0, (cos - low) / (high - low)))
 
@@ -213,6 +226,12 @@ def _claim_sentences(text: str) -> tuple[list[str], bool]:
     prose = _t.strip_code_blocks(_t.truncate(text, 20_000)[0])[0]
     found = [s for s in _t.split_sentences(prose) if len(s.split()) >= MIN_SENTENCE_WORDS]
     return found[:MAX_RESPONSE_SENTENCES], len(found) > MAX_RESPONSE_SENTENCES
+
+
+def _context_words(context: str) -> list[str]:
+    """Distinct lower-cased context words of three or more letters that carry meaning, first seen first, capped."""
+    words = (w for w in _t.word_tokens(_t.truncate(context, 50_000)[0]) if len(w) > 2 and w.isalpha())
+    return list(dict.fromkeys(w for w in words if w not in _t.STOPWORDS))[:MAX_NAME_CANDIDATES]
 
 
 def _context_units(context: str) -> list[str]:
@@ -279,6 +298,8 @@ class EmbeddingBackend:
         scores: dict[str, MetricScore] = {}
         errors: dict[str, str] = {}
         lexical = (heuristic or {}).get("hallucination")
+        if context and _flags_names(lexical):
+            lexical = score_hallucination(response, context, prompt=prompt, name_matcher=self._name_matcher(context))
         for metric, fn in (
             ("relevance", lambda: self._relevance(prompt, response)),
             ("accuracy", lambda: self._accuracy(response, expected_response)),
@@ -293,6 +314,19 @@ class EmbeddingBackend:
             if got is not None:
                 scores[metric] = got
         return scores, errors
+
+    def _name_matcher(self, context: str) -> NameMatcher:
+        """Maps names missing from ``context`` to the context word each paraphrases, if any is close enough."""
+
+        def match(names: Sequence[str]) -> dict[str, str]:
+            words = _context_words(context)
+            if not names or not words:
+                return {}
+            cos = self._cosines(names, words)
+            best = cos.argmax(axis=1)
+            return {n: words[j] for n, j, row in zip(names, best, cos) if row[j] >= NAME_MATCH_THRESHOLD}
+
+        return match
 
     def _cosines(self, a: Sequence[str], b: Sequence[str]) -> Any:
         vectors = self.encoder.encode(list(a) + list(b))

@@ -26,7 +26,7 @@ import re
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -1709,17 +1709,26 @@ def _context_index(ctx: _Doc) -> _ContextIndex:
     return _ContextIndex(ctx)
 
 
-def _hallucination(response: _Doc, context: _Doc | None, prompt: _Doc) -> MetricScore:
+NameMatcher = Callable[[Sequence[str]], Mapping[str, str]]
+
+
+def _hallucination(response: _Doc, context: _Doc | None, prompt: _Doc,
+                   name_matcher: NameMatcher | None = None) -> MetricScore:
     """Share of response claims unsupported by the context (or, without context, by the prompt)."""
     if not response.text.strip():
         return MetricScore("hallucination", 0.0, "empty response: no claims", label="supported")
     if context is not None and context.text.strip():
-        return _hallucination_with_context(response, context)
+        return _hallucination_with_context(response, context, name_matcher)
     return _hallucination_without_context(response, prompt)
 
 
-def _hallucination_with_context(response: _Doc, context: _Doc) -> MetricScore:
-    """Check each response sentence's words, numbers, names, negations and directions against the context."""
+def _hallucination_with_context(response: _Doc, context: _Doc, name_matcher: NameMatcher | None = None
+                                ) -> MetricScore:
+    """Check each response sentence's words, numbers, names, negations and directions against the context.
+
+    ``name_matcher`` (the embedding tier's) gets the names found nowhere in the context and returns those that
+    paraphrase a context word ("Moon" for "lunar"), each with that word; those names count as supported.
+    """
     lex = _lexicons()
     idx = _context_index(context)
     ctx_fuzzy = context.fuzzy
@@ -1729,6 +1738,7 @@ def _hallucination_with_context(response: _Doc, context: _Doc) -> MetricScore:
     total_weight = 0.0
     unsupported_tokens = 0
     all_tokens = 0
+    matched: dict[str, str] = {}
     for sentence, toks in zip(response.sentences[:300], response.sentence_tokens[:300]):
         stems = _t.content_stems(toks)
         if not stems:
@@ -1758,6 +1768,12 @@ def _hallucination_with_context(response: _Doc, context: _Doc) -> MetricScore:
                 if any(part in idx.lower_tokens for part in re.split(r"[-–]", w) if part) and "-" in w:
                     continue
                 bad_entities.append(word)
+        paraphrased: Mapping[str, str] = {}
+        if bad_entities and name_matcher is not None:
+            paraphrased = name_matcher(list(dict.fromkeys(bad_entities)))
+            bad_entities = [w for w in bad_entities if w not in paraphrased]
+        if paraphrased:
+            matched.update(paraphrased)
         if bad_entities:
             issues.append(f"name {', '.join(dict.fromkeys(bad_entities[:3]))} not in context")
         stem_set = set(distinct)
@@ -1795,6 +1811,7 @@ def _hallucination_with_context(response: _Doc, context: _Doc) -> MetricScore:
                     "sentence": sentence,
                     "issues": issues,
                     "unsupported_terms": unsupported[:8],
+                    "unsupported_names": list(dict.fromkeys(bad_entities))[:8],
                     "degree": round(degree, 3),
                 }
             )
@@ -1816,12 +1833,17 @@ def _hallucination_with_context(response: _Doc, context: _Doc) -> MetricScore:
         expl = "all claims supported by the context"
         if unsupported_tokens:
             expl += f" (minor unsupported wording: {round(token_share * 100)}% of terms)"
+    details: dict[str, Any] = {"mode": "context", "unsupported_claims": claims,
+                               "unsupported_term_share": round(token_share, 4)}
+    if matched:
+        expl += "; names paraphrasing the context: " + ", ".join(f"{n} ~ {w}" for n, w in list(matched.items())[:3])
+        details["paraphrased_names"] = matched
     return MetricScore(
         "hallucination",
         value,
         expl + response.note(),
         label="unsupported" if value >= HALLUCINATION_THRESHOLD else "supported",
-        details={"mode": "context", "unsupported_claims": claims, "unsupported_term_share": round(token_share, 4)},
+        details=details,
     )
 
 
@@ -2337,8 +2359,12 @@ def score_accuracy(response: str, expected_response: str, *, task_type: str = "g
     )
 
 
-def score_hallucination(response: str, context: str | None = None, *, prompt: str = "") -> MetricScore:
+def score_hallucination(response: str, context: str | None = None, *, prompt: str = "",
+                        name_matcher: NameMatcher | None = None) -> MetricScore:
     """Unsupported claims in a response, checked against ``context`` (or the prompt when no context).
+
+    ``name_matcher``: given the response's names found nowhere in the context, returns those that paraphrase a
+    context word, mapped to that word (the embedding tier passes one); they then count as supported.
 
     >>> src = "The bridge reopened on Monday after an 18-month renovation costing 27 million pounds."
     >>> good = score_hallucination("The bridge reopened Monday after an 18-month, 27 million pound renovation.", src)
@@ -2347,4 +2373,5 @@ def score_hallucination(response: str, context: str | None = None, *, prompt: st
     True
     """
     ctx = _analyse(_check_text("context", context), MAX_CONTEXT_CHARS) if context is not None else None
-    return _hallucination(_analyse(_check_text("response", response)), ctx, _analyse(_check_text("prompt", prompt)))
+    return _hallucination(_analyse(_check_text("response", response)), ctx, _analyse(_check_text("prompt", prompt)),
+                          name_matcher)

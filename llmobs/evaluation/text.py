@@ -321,7 +321,7 @@ _SCALES: dict[str, float] = {
 }
 # Starts with a literal character class so the regex engine can skip ahead quickly.
 _DIGIT_NUMBER_RE = re.compile(
-    r"[0-9](?:[0-9]?:[0-9]{2}(?![0-9])|[0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9,])|[0-9]*(?:\.[0-9]+)?)"
+    r"[0-9](?:[0-9]?:[0-9]{2}(?![0-9])|[0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]+)?(?![0-9]|,[0-9])|[0-9]*(?:\.[0-9]+)?)"
 )
 _NUMBER_WORD_SET = frozenset(_NUMBER_WORDS)
 _SCALE_AFTER_RE = re.compile(r"\s*(thousand|million|billion|trillion|mn|bn|tn)\b|(k|m|b)\b", re.I)

@@ -8,6 +8,8 @@ import pytest
 
 from llmobs.evaluation import LLMEvaluator
 from llmobs.evaluation.embedding import EmbeddingBackend
+from llmobs.evaluation.heuristic import score_response
+from tests.support.benchmarks import load_benchmark
 from tests.support.databases import Store
 
 pytest.importorskip("onnxruntime", reason="the embedding extra is not installed: pip install 'llmobs[embed]'")
@@ -106,3 +108,32 @@ def test_a_missing_model_file_is_a_configuration_error_at_construction(sqlite_st
     with pytest.raises(ValueError, match="embedding model file /nonexistent/model.onnx does not exist"):
         LLMEvaluator(backend="embedding", model_path="/nonexistent/model.onnx")
     assert sqlite_store.rows("evaluations", order="name") == []
+
+
+APOLLO = ("Apollo 11 launched from Kennedy Space Center on July 16, 1969. Neil Armstrong and Buzz Aldrin landed "
+          "the lunar module Eagle and spent about 21 hours on the lunar surface.")
+
+
+def test_a_name_paraphrasing_a_context_word_is_not_held_against_the_response(embedding: LLMEvaluator,
+                                                                              sqlite_store: Store) -> None:
+    prompt = "Summarise the text."
+    moon = "Apollo 11 launched on July 16, 1969, and Armstrong and Aldrin spent about 21 hours on the Moon."
+    mars = "Apollo 11 launched on July 16, 1969, and Armstrong and Aldrin spent about 21 hours on Mars."
+    heuristic = LLMEvaluator(store=False).evaluate_response("m", prompt, moon, context=APOLLO)
+    assert heuristic.hallucination_score > 0.5 and "name Moon not in context" in heuristic.explanations["hallucination"]
+    paraphrase = embedding.evaluate_response("m", prompt, moon, context=APOLLO)
+    assert paraphrase.hallucination_score < 0.2
+    assert "Moon ~ lunar" in paraphrase.explanations["hallucination"]
+    wrong = embedding.evaluate_response("m", prompt, mars, context=APOLLO)
+    assert wrong.hallucination_score > 0.5 and "name Mars not in context" in wrong.explanations["hallucination"]
+    stored = sorted(r["value"] for r in sqlite_store.rows("evaluations", order="name", where="name = 'hallucination'"))
+    assert stored == [pytest.approx(paraphrase.hallucination_score), pytest.approx(wrong.hallucination_score)]
+
+
+def test_embedding_tier_beats_the_heuristic_tier_on_held_out_relevance_and_consistency() -> None:
+    bench = load_benchmark("bench_eval_quality")
+    heuristic = bench.measure_quality(score_response, "test")
+    embedded = bench.measure_quality(LLMEvaluator(backend="embedding", store=False).score, "test")
+    # measured: relevance 1.000 vs 0.944, consistent summary 0.918 vs 0.911 (one pair of 140 more)
+    assert embedded["relevance_pairwise"] >= 0.97 and embedded["relevance_pairwise"] > heuristic["relevance_pairwise"]
+    assert embedded["summary_pairwise"] >= 0.90 and embedded["summary_pairwise"] > heuristic["summary_pairwise"]

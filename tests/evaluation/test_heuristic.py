@@ -500,6 +500,8 @@ def test_text_utilities_basics() -> None:
         "He returned later!",
     ]
     assert extract_numbers("It cost 4.2 million, up from 3,900,000.") == ["4200000", "3900000"]
+    assert extract_numbers("Visitors reached 2,300, a record; 1,2345 is no thousands group.") == [
+        "2300", "1", "2345"]
     assert stem("studies") == stem("studied")
     assert lcs_length(list("abcd"), list("acbd")) == 3
 

@@ -6,30 +6,14 @@ below what was measured (see the comments), so a regression fails while noise fr
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from llmobs.evaluation.heuristic import profanity_model_available, score_response
+from tests.support.benchmarks import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_benchmark() -> ModuleType:
-    """Import benchmarks/bench_eval_quality.py by path (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_eval_quality", ROOT / "benchmarks" / "bench_eval_quality.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
+bench = load_benchmark("bench_eval_quality")
 
 
 @pytest.fixture(scope="module")

@@ -318,8 +318,12 @@ class EmbeddingBackend:
     def _name_matcher(self, context: str) -> NameMatcher:
         """Maps names missing from ``context`` to the context word each paraphrases, if any is close enough."""
 
+        found: list[list[str]] = []  # the context's words, read on the first call (the heuristic calls per sentence)
+
         def match(names: Sequence[str]) -> dict[str, str]:
-            words = _context_words(context)
+            if not found:
+                found.append(_context_words(context))
+            words = found[0]
             if not names or not words:
                 return {}
             cos = self._cosines(names, words)

@@ -1,6 +1,11 @@
 """Spans persisted per second into SQLite and PostgreSQL, and memory while the database is unreachable.
 
-Run: python benchmarks/bench_ingest.py [--spans N] [--down-calls N] [--preload N]
+Three ingest figures: end to end (a burst of @observe calls as fast as one thread can make them, then flush:
+the queue holds them all, and the garbage collector walking that queue costs the caller a fifth of the time), writer
+alone (finished spans drained), and sustained (calls offered at steady, rising rates until the writer falls
+behind: what a service can record indefinitely).
+
+Run: python benchmarks/bench_ingest.py [--spans N] [--down-calls N] [--preload N] [--sustained-from N]
 PostgreSQL is measured when LLMOBS_TEST_POSTGRES_URL is set (in a temporary schema that is dropped afterwards).
 """
 
@@ -79,6 +84,51 @@ rates = [drain(prebuilt(N, per_trace)) for per_trace in (1, 10, 0)]
 print(f"{{e2e:.0f}}", " ".join(f"{{w:.0f}}/{{c:.0f}}" for w, c in rates), llmobs.stats()['dropped'])
 """
 
+PACED = """
+import time, llmobs
+from llmobs.pipeline import current_pipeline
+llmobs.configure(database_url={url!r})  # default batch_size and queue_size
+
+@llmobs.observe(kind="generation")
+def call(prompt):
+    llmobs.update_current_span(model_name="gpt-4o-mini", provider="openai", prompt_tokens=40, completion_tokens=12)
+    return "an answer of a few words"
+
+with llmobs.span("warmup"):
+    pass
+llmobs.flush()
+p = current_pipeline()
+
+def paced(rate, seconds, tick=0.002):
+    # rate/500 calls every 2 ms, sleeping to the next tick (as a service handling requests would leave gaps)
+    per_tick = max(1, int(rate * tick))
+    written, dropped = llmobs.stats()["written"], llmobs.stats()["dropped"]
+    start = due = time.perf_counter()
+    calls = peak = 0
+    while time.perf_counter() - start < seconds:
+        for _ in range(per_tick):
+            call("what is the capital of France?")
+        calls += per_tick
+        peak = max(peak, len(p.queue))
+        due += tick
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    elapsed = time.perf_counter() - start
+    stats = llmobs.stats()
+    lag = time.perf_counter()
+    llmobs.flush(3600)
+    return (calls / elapsed, (stats["written"] - written) / elapsed, peak, time.perf_counter() - lag,
+            stats["dropped"] - dropped)
+
+for rate in range({low}, {high} + 1, {step}):
+    offered, written, peak, lag, dropped = paced(rate, {seconds})
+    kept_up = not dropped and peak <= 4 * 2000 and written >= 0.95 * offered
+    print(f"{{offered:.0f}} {{written:.0f}} {{peak}} {{lag * 1000:.0f}} {{dropped}} {{int(kept_up)}}", flush=True)
+    if not kept_up:
+        break
+"""
+
 DOWN = """
 import resource, time, llmobs
 def rss_mb():
@@ -128,13 +178,35 @@ def pricing_cost() -> str:
 
 
 def run(code: str) -> str:
+    """The last line the code prints, run in a fresh interpreter."""
+    return run_lines(code)[-1]
+
+
+def run_lines(code: str) -> list[str]:
+    """Every line the code prints, run in a fresh interpreter in a temporary folder."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as cwd:
         proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
-    return proc.stdout.strip().splitlines()[-1]
+    return proc.stdout.strip().splitlines()
+
+
+def sustained(url: str, low: int, high: int, step: int, seconds: float) -> None:
+    """Offer @observe calls at rising steady rates until the writer no longer keeps up; print each step."""
+    print(f"\nsustained, SQLite: @observe calls at a steady rate for {seconds:g} s each (default batch_size and "
+          "queue_size),\nrising until the writer falls behind (a drop, a queue over 8,000 = 4 batches, or under 95% "
+          "written during the window)")
+    best = 0
+    for line in run_lines(PACED.format(url=url, low=low, high=high, step=step, seconds=seconds)):
+        offered, written, peak, lag, dropped, kept_up = line.split()
+        verdict = "kept up" if kept_up == "1" else "fell behind"
+        print(f"  offered {int(offered):>7,}/s  written in the window {int(written):>7,}/s  queue peak "
+              f"{int(peak):>7,}  left over written in {int(lag):>5,} ms  dropped {int(dropped):,}  {verdict}")
+        if kept_up == "1":
+            best = int(offered)
+    print(f"  highest steady rate kept up: {best:,} spans/s (target: >= 50,000)")
 
 
 def main() -> None:
@@ -143,6 +215,8 @@ def main() -> None:
     parser.add_argument("--down-calls", type=int, default=1_000_000)
     parser.add_argument("--queue-size", type=int, default=100_000)
     parser.add_argument("--preload", type=int, default=0, help="spans written before measuring (multiple of 100k)")
+    parser.add_argument("--sustained-from", type=int, default=40_000, help="first steady rate tried (spans/s)")
+    parser.add_argument("--sustained-seconds", type=float, default=5.0, help="seconds per steady rate")
     args = parser.parse_args()
 
     preload = f"; file holding {args.preload:,} spans first" if args.preload else ""
@@ -172,6 +246,8 @@ def main() -> None:
         print("  PostgreSQL  skipped: LLMOBS_TEST_POSTGRES_URL is not set")
     print("target: >= 50,000 spans/s sustained into SQLite")
     print(pricing_cost())
+    with tempfile.TemporaryDirectory() as tmp:
+        sustained(f"sqlite:///{tmp}/sustained.db", args.sustained_from, 100_000, 5_000, args.sustained_seconds)
 
     print(f"\n{args.down_calls:,} @observe calls with the database unreachable (queue_size={args.queue_size:,})")
     out = run(DOWN.format(calls=args.down_calls, queue=args.queue_size)).split()

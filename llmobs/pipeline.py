@@ -25,6 +25,7 @@ from llmobs._state import rt, settings
 import orjson
 
 from llmobs.context import SpanRecord, refresh_clock_offset
+from llmobs.processors import warm_up
 from llmobs.scores import SCORE_COLUMNS, ScoreRecord
 from llmobs.store.db import (
     ensure_schema,
@@ -219,27 +220,32 @@ def _fill_trace_ids(conn: Any, scores: Sequence[ScoreRecord]) -> None:
             s.trace_id = found[s.span_id]
 
 
-class Insert(NamedTuple):
-    """One INSERT ... ON CONFLICT twice: for one row, and for ROWS_PER_INSERT rows in one statement."""
+class Insert:
+    """One INSERT ... ON CONFLICT, in a version for each block size (that many rows in one statement)."""
 
-    one: str
-    many: str
+    def __init__(self, head: str, row: str, tail: str, blocks: tuple[int, ...]) -> None:
+        self.blocks = blocks
+        self.sql = {n: head + ", ".join([row] * n) + tail for n in blocks}
 
 
-# Each run of an INSERT opens a cursor on the table and on every index (nine for spans) and closes them again; a
-# statement that inserts 50 rows does that once. SQLite then spends a quarter less time per span row.
-ROWS_PER_INSERT = 50
+# Each run of an INSERT opens a cursor on the table and on every index (nine for spans) and closes them again, and
+# sqlite3 lets go of the GIL around it twice. Next to a busy application thread every let-go costs the writer up
+# to a switch interval (5 ms) before it runs again, so a SQLite batch runs as few statements as it can: up to 1,000
+# rows each (24,000 parameters, under SQLite's smallest variable limit of 32,766), the rest in blocks of 100, 10
+# and 1. PostgreSQL plans statements that large slowly (half the spans per second): 50 rows there.
+SQLITE_ROW_BLOCKS = (1000, 100, 10, 1)
+POSTGRES_ROW_BLOCKS = (50, 10, 1)
 
 
 def _insert(conn: Any, statement: Insert, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Execute ``statement`` for ``rows``: ROWS_PER_INSERT rows per execution, the remainder one per execution."""
-    step = ROWS_PER_INSERT
-    whole = len(rows) - len(rows) % step
-    if whole:
-        conn.exec_driver_sql(statement.many, [tuple(chain.from_iterable(rows[i:i + step]))
-                                              for i in range(0, whole, step)])
-    if whole < len(rows):
-        conn.exec_driver_sql(statement.one, rows[whole:])
+    """Execute ``statement`` for ``rows`` in as few executions as its block sizes allow."""
+    start, total = 0, len(rows)
+    for size in statement.blocks:
+        end = start + (total - start) // size * size
+        if end > start:
+            conn.exec_driver_sql(statement.sql[size], rows[start:end] if size == 1 else
+                                 [tuple(chain.from_iterable(rows[i:i + size])) for i in range(start, end, size)])
+            start = end
 
 
 class Statements(NamedTuple):
@@ -269,7 +275,7 @@ def _statements(engine: Engine) -> Statements:
     def insert(table: str, columns: Sequence[str], on_conflict: str) -> Insert:
         row = f"({', '.join(placeholder(c) for c in columns)})"
         head, tail = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ", f" ON CONFLICT (id) DO {on_conflict}"
-        return Insert(head + row + tail, head + ", ".join([row] * ROWS_PER_INSERT) + tail)
+        return Insert(head, row, tail, POSTGRES_ROW_BLOCKS if postgres else SQLITE_ROW_BLOCKS)
 
     updates = []
     for column in TRACE_COLUMNS[1:]:
@@ -472,6 +478,7 @@ class Pipeline:
 
     # --- writer side -------------------------------------------------------------------------------------------
     def _run(self) -> None:
+        warm_up(self.processors)
         while True:
             self.wake.wait(settings().flush_interval_seconds)
             self.wake.clear()

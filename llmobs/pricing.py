@@ -269,6 +269,18 @@ def _genai() -> Any | None:
     return data_snapshot
 
 
+def load_price_table() -> None:
+    """Import and read genai-prices' table now (the writer does this when it starts).
+
+    Done lazily, the first priced span would import it on the writer thread; next to a busy application thread
+    every file read of that import waits a switch interval for the GIL, and the first batch stalled for a second.
+
+    Example:
+        >>> load_price_table()
+    """
+    _check_table_snapshot()
+
+
 def _check_table_snapshot() -> None:
     """Drop cached table prices if genai-prices' snapshot was replaced (only a user-started updater does that)."""
     global _table_snapshot

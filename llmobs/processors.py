@@ -7,10 +7,10 @@ calling it; a failing processor is logged and skipped by the pipeline.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from llmobs.context import SpanRecord
-from llmobs.pricing import compute_cost, linear_cost
+from llmobs.pricing import compute_cost, linear_cost, load_price_table
 from llmobs.serialize import apply_mask
 
 log = logging.getLogger("llmobs")
@@ -60,6 +60,20 @@ def price_processor(record: SpanRecord) -> SpanRecord:
     elif result.note:
         record.metadata = {**(record.metadata or {}), "cost_note": result.note}
     return record
+
+
+price_processor.warm_up = load_price_table  # type: ignore[attr-defined]
+
+
+def warm_up(processors: Iterable[Callable[[SpanRecord], SpanRecord | None]]) -> None:
+    """Run the ``warm_up`` of each processor that has one (loading what it needs before the first batch)."""
+    for processor in processors:
+        prepare = getattr(processor, "warm_up", None)
+        if prepare is not None:
+            try:
+                prepare()
+            except Exception:  # noqa: BLE001 - the processor will load lazily instead
+                log.warning("llmobs: warming up processor %r failed", processor, exc_info=True)
 
 
 def _as_int(value: Any) -> int | None:

@@ -253,22 +253,23 @@ def test_a_row_the_exporter_rejects_is_dropped_alone_and_counted(llmobs_logs: py
 
 
 def test_batches_crossing_multi_row_inserts_land_each_span_once_with_exact_trace_totals(store: Store) -> None:
-    """Spans go in 50 rows per statement plus a remainder; traces straddle those chunks and two batches, and every
-    row lands once, with trace totals equal to the sums over their spans from both batches."""
-    traces = [TraceState(new_trace_id(), True) for _ in range(19)]
+    """Rows go in blocks (SQLite 1,000/100/10/1 rows per statement, PostgreSQL 50/10/1); batches of 1,234 and 1,111
+    spans use every block size, traces straddle blocks and the two batches, and every row lands once, with trace
+    totals equal to the sums over their spans from both batches."""
+    traces = [TraceState(new_trace_id(), True) for _ in range(335)]
     records = []
-    for i in range(133):  # 7 spans per trace: traces cross the 50-row chunks and the two batches
+    for i in range(2345):  # 7 spans per trace: traces cross the blocks and the two batches
         record = SpanRecord(f"s{i}", "generation", traces[i // 7], None, "observe")
         record.prompt_tokens, record.completion_tokens, record.cost_usd = i, 2 * i, i / 1000
         record.status = "error" if i % 10 == 0 else "ok"
         record.perf_end, record.ended = record.perf_start + 1_000_000, True
         records.append(record)
     exporter = SQLExporter(store.url)
-    exporter.export(records[:61])
-    exporter.export(records[61:])
-    assert sorted(r["name"] for r in store.spans()) == sorted(f"s{i}" for i in range(133))
+    exporter.export(records[:1234])
+    exporter.export(records[1234:])
+    assert sorted(r["name"] for r in store.spans()) == sorted(f"s{i}" for i in range(2345))
     rows = {t["id"]: t for t in store.traces()}
-    assert len(rows) == 19
+    assert len(rows) == 335
     for trace in traces:
         mine = [r for r in records if r.trace is trace]
         row = rows[trace.id]
@@ -369,3 +370,34 @@ def test_spans_written_after_the_sqlite_file_was_deleted_or_replaced_land_in_the
         pass
     assert llmobs.flush(10)
     assert sum("deleted or replaced" in r.getMessage() for r in llmobs_logs.records) == 1
+
+
+def test_the_writer_warms_up_its_processors_when_it_starts_and_survives_a_failing_warm_up(tmp_path: Path) -> None:
+    """The writer runs each processor's ``warm_up`` (the price table's import, say) on its own thread before the
+    first batch, so that batch does not stall on it; a warm-up that raises is logged and the spans still land."""
+    path = tmp_path / "warm.db"
+    out = run_script(f"""
+        import logging, sys, threading, llmobs
+        logging.basicConfig(stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
+        events = []
+        def tag(record):
+            events.append(("process", threading.current_thread().name))
+            record.metadata = {{"tagged": True}}
+            return record
+        tag.warm_up = lambda: events.append(("warm_up", threading.current_thread().name))
+        def broken(record):
+            return record
+        def fail():
+            raise RuntimeError("no table here")
+        broken.warm_up = fail
+        llmobs.configure(database_url="sqlite:///{path}", processors=[broken, tag])
+        with llmobs.span("first"):
+            pass
+        llmobs.flush()
+        print(events)
+    """, tmp_path)
+    events = eval(out.strip().splitlines()[-1])  # noqa: S307 - our own script's printed list
+    assert events[0] == ("warm_up", "llmobs-writer") and events[1] == ("process", "llmobs-writer")
+    assert "llmobs WARNING llmobs: warming up processor" in out and "RuntimeError: no table here" in out
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select name, metadata from spans").fetchall() == [("first", '{"tagged":true}')]

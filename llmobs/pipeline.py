@@ -11,8 +11,10 @@ import atexit
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from itertools import chain
 from typing import Any, Callable, NamedTuple, Protocol, Sequence
@@ -231,10 +233,33 @@ class Insert:
 # Each run of an INSERT opens a cursor on the table and on every index (nine for spans) and closes them again, and
 # sqlite3 lets go of the GIL around it twice. Next to a busy application thread every let-go costs the writer up
 # to a switch interval (5 ms) before it runs again, so a SQLite batch runs as few statements as it can: up to 1,000
-# rows each (24,000 parameters, under SQLite's smallest variable limit of 32,766), the rest in blocks of 100, 10
-# and 1. PostgreSQL plans statements that large slowly (half the spans per second): 50 rows there.
+# rows each (24,000 parameters: SQLite allows 32,766 since 3.32), the rest in blocks of 100, 10 and 1; a library
+# built with a lower limit gets smaller blocks. PostgreSQL plans statements that large slowly (half the spans per
+# second): 50 rows there.
 SQLITE_ROW_BLOCKS = (1000, 100, 10, 1)
 POSTGRES_ROW_BLOCKS = (50, 10, 1)
+
+
+def sqlite_variable_limit(engine: Engine) -> int:
+    """The most ``?`` parameters one statement may have on ``engine``'s SQLite connections."""
+    raw = engine.raw_connection()
+    try:
+        getlimit = getattr(raw.dbapi_connection, "getlimit", None)  # Python 3.11+
+        if getlimit is not None:
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+    finally:
+        raw.close()
+
+
+def row_blocks(blocks: tuple[int, ...], columns: int, limit: int) -> tuple[int, ...]:
+    """``blocks`` with every size over ``limit // columns`` rows replaced by that largest size that fits.
+
+    >>> row_blocks((1000, 100, 10, 1), 24, 999)
+    (41, 10, 1)
+    """
+    top = max(1, limit // columns)
+    return tuple(dict.fromkeys(min(size, top) for size in blocks))
 
 
 def _insert(conn: Any, statement: Insert, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -257,17 +282,19 @@ class Statements(NamedTuple):
     retag_spans: str
 
 
-_STATEMENTS: dict[str, Statements] = {}
+_STATEMENTS: weakref.WeakKeyDictionary[Engine, Statements] = weakref.WeakKeyDictionary()
 
 
 def _statements(engine: Engine) -> Statements:
     """INSERT ... ON CONFLICT for spans (do nothing), traces (add totals, keep known attributes) and scores, and the
     UPDATE that rewrites the tags of a retagged trace's spans."""
+    known = _STATEMENTS.get(engine)
+    if known is not None:
+        return known
     name = engine.dialect.name
-    if name in _STATEMENTS:
-        return _STATEMENTS[name]
     postgres = name == "postgresql"
     mark = "%s" if engine.dialect.paramstyle in ("format", "pyformat") else "?"
+    limit = 65535 if postgres else sqlite_variable_limit(engine)
 
     def placeholder(column: str) -> str:
         return f"CAST({mark} AS JSON)" if postgres and column in JSON_COLUMNS else mark
@@ -275,7 +302,8 @@ def _statements(engine: Engine) -> Statements:
     def insert(table: str, columns: Sequence[str], on_conflict: str) -> Insert:
         row = f"({', '.join(placeholder(c) for c in columns)})"
         head, tail = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ", f" ON CONFLICT (id) DO {on_conflict}"
-        return Insert(head, row, tail, POSTGRES_ROW_BLOCKS if postgres else SQLITE_ROW_BLOCKS)
+        blocks = POSTGRES_ROW_BLOCKS if postgres else row_blocks(SQLITE_ROW_BLOCKS, len(columns), limit)
+        return Insert(head, row, tail, blocks)
 
     updates = []
     for column in TRACE_COLUMNS[1:]:
@@ -288,7 +316,7 @@ def _statements(engine: Engine) -> Statements:
                             insert("traces", TRACE_COLUMNS, "UPDATE SET " + ", ".join(updates)),
                             insert("evaluations", SCORE_COLUMNS, "NOTHING"),
                             f"UPDATE spans SET trace_tags = {mark} WHERE trace_id = {mark}")
-    _STATEMENTS[name] = statements
+    _STATEMENTS[engine] = statements
     return statements
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import event, make_url
+from sqlalchemy.exc import OperationalError
 
 import llmobs
 from llmobs.context import SpanRecord, TraceState, new_trace_id
@@ -252,18 +253,24 @@ def test_a_row_the_exporter_rejects_is_dropped_alone_and_counted(llmobs_logs: py
     assert any("rejected" in r.getMessage() for r in llmobs_logs.records)
 
 
-def test_batches_crossing_multi_row_inserts_land_each_span_once_with_exact_trace_totals(store: Store) -> None:
-    """Rows go in blocks (SQLite 1,000/100/10/1 rows per statement, PostgreSQL 50/10/1); batches of 1,234 and 1,111
-    spans use every block size, traces straddle blocks and the two batches, and every row lands once, with trace
-    totals equal to the sums over their spans from both batches."""
-    traces = [TraceState(new_trace_id(), True) for _ in range(335)]
+def _generation_batch(spans: int, per_trace: int) -> tuple[list[SpanRecord], list[TraceState]]:
+    """Finished generation spans with distinct token counts and costs, ``per_trace`` spans per trace."""
+    traces = [TraceState(new_trace_id(), True) for _ in range(-(-spans // per_trace))]
     records = []
-    for i in range(2345):  # 7 spans per trace: traces cross the blocks and the two batches
-        record = SpanRecord(f"s{i}", "generation", traces[i // 7], None, "observe")
+    for i in range(spans):
+        record = SpanRecord(f"s{i}", "generation", traces[i // per_trace], None, "observe")
         record.prompt_tokens, record.completion_tokens, record.cost_usd = i, 2 * i, i / 1000
         record.status = "error" if i % 10 == 0 else "ok"
         record.perf_end, record.ended = record.perf_start + 1_000_000, True
         records.append(record)
+    return records, traces
+
+
+def test_batches_crossing_multi_row_inserts_land_each_span_once_with_exact_trace_totals(store: Store) -> None:
+    """Rows go in blocks (SQLite 1,000/100/10/1 rows per statement, PostgreSQL 50/10/1); batches of 1,234 and 1,111
+    spans use every block size, traces straddle blocks and the two batches, and every row lands once, with trace
+    totals equal to the sums over their spans from both batches."""
+    records, traces = _generation_batch(2345, 7)  # traces cross the blocks and the two batches
     exporter = SQLExporter(store.url)
     exporter.export(records[:1234])
     exporter.export(records[1234:])
@@ -370,6 +377,22 @@ def test_spans_written_after_the_sqlite_file_was_deleted_or_replaced_land_in_the
         pass
     assert llmobs.flush(10)
     assert sum("deleted or replaced" in r.getMessage() for r in llmobs_logs.records) == 1
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Connection.setlimit needs Python 3.11")
+def test_a_sqlite_allowing_fewer_parameters_per_statement_gets_smaller_blocks(sqlite_store: Store) -> None:
+    """A SQLite library built with the old limit of 999 parameters refuses 1,000-row statements (24,000
+    parameters); the writer reads the limit from its connection and writes 41-row blocks instead."""
+    engine = db.get_engine(sqlite_store.url)
+    event.listen(engine, "connect",
+                 lambda conn, _record: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999))
+    engine.dispose()  # connections made from now on have the lower limit
+    with engine.connect() as conn, pytest.raises(OperationalError, match="too many SQL variables"):
+        conn.exec_driver_sql("SELECT " + ", ".join(["?"] * 1000), tuple(range(1000)))
+    records, traces = _generation_batch(1234, 3)
+    SQLExporter(sqlite_store.url).export(records)
+    assert len(sqlite_store.spans()) == 1234 and len(sqlite_store.traces()) == len(traces)
+    assert sum(t["prompt_tokens"] for t in sqlite_store.traces()) == sum(range(1234))
 
 
 def test_the_writer_warms_up_its_processors_when_it_starts_and_survives_a_failing_warm_up(tmp_path: Path) -> None:

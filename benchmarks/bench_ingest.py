@@ -129,6 +129,53 @@ for rate in range({low}, {high} + 1, {step}):
         break
 """
 
+LATENCY = """
+import random, threading, time, llmobs
+from llmobs.context import SpanRecord, TraceState, new_trace_id
+from llmobs.pipeline import current_pipeline
+llmobs.configure(database_url={url!r})
+with llmobs.span("warmup"):
+    pass
+llmobs.flush()
+
+def app(late, stop):
+    # an I/O-bound thread: 1 ms waits (the GIL let go), each wake-up late by the time it waited for the GIL
+    while not stop:
+        start = time.perf_counter()
+        time.sleep(0.001)
+        late.append(time.perf_counter() - start - 0.001)
+
+def lateness(work):
+    late, stop = [], []
+    thread = threading.Thread(target=app, args=(late, stop))
+    thread.start()
+    work()
+    stop.append(True)
+    thread.join()
+    late.sort()
+    return [late[int(q * (len(late) - 1))] * 1000 for q in (0.5, 0.9, 0.99, 1.0)]
+
+durations = random.Random(5)
+records = []
+for _ in range({n}):
+    r = SpanRecord("prebuilt", "generation", TraceState(new_trace_id(), True), None, "observe")
+    r.is_root = True
+    r.arg_values, r.arg_names = ("what is the capital of France?",), ("prompt",)
+    r.output = "Paris"
+    r.model_name = "gpt-4o-mini"; r.provider = "openai"; r.prompt_tokens = 40; r.completion_tokens = 12
+    r.perf_end = r.perf_start + int(durations.lognormvariate(20.4, 1.0)); r.ended = True
+    records.append(r)
+pipe = current_pipeline()
+
+def drain():
+    pipe.queue.extend(records)
+    pipe.wake.set()
+    llmobs.flush(3600)
+
+for work in (lambda: time.sleep(1.5), drain):
+    print(" ".join(f"{{v:.2f}}" for v in lateness(work)))
+"""
+
 DOWN = """
 import resource, time, llmobs
 def rss_mb():
@@ -206,7 +253,8 @@ def sustained(url: str, low: int, high: int, step: int, seconds: float) -> None:
               f"{int(peak):>7,}  left over written in {int(lag):>5,} ms  dropped {int(dropped):,}  {verdict}")
         if kept_up == "1":
             best = int(offered)
-    print(f"  highest steady rate kept up: {best:,} spans/s (target: >= 50,000)")
+    print(f"  highest steady rate kept up: {f'{best:,} spans/s' if best else 'none of those tried'} "
+          "(target: >= 50,000)")
 
 
 def main() -> None:
@@ -217,6 +265,7 @@ def main() -> None:
     parser.add_argument("--preload", type=int, default=0, help="spans written before measuring (multiple of 100k)")
     parser.add_argument("--sustained-from", type=int, default=40_000, help="first steady rate tried (spans/s)")
     parser.add_argument("--sustained-seconds", type=float, default=5.0, help="seconds per steady rate")
+    parser.add_argument("--latency-spans", type=int, default=100_000, help="queued spans drained while timing")
     args = parser.parse_args()
 
     preload = f"; file holding {args.preload:,} spans first" if args.preload else ""
@@ -248,6 +297,15 @@ def main() -> None:
     print(pricing_cost())
     with tempfile.TemporaryDirectory() as tmp:
         sustained(f"sqlite:///{tmp}/sustained.db", args.sustained_from, 100_000, 5_000, args.sustained_seconds)
+
+    print(f"\nan I/O-bound application thread (1 ms sleeps) while the writer drains {args.latency_spans:,} queued spans "
+          "into SQLite:\nhow late its wake-ups are, in ms (waiting for the GIL)")
+    with tempfile.TemporaryDirectory() as tmp:
+        idle, busy = run_lines(LATENCY.format(url=f"sqlite:///{tmp}/latency.db", n=args.latency_spans))
+    for label, line in (("writer idle", idle), ("writer draining", busy)):
+        p50, p90, p99, worst = line.split()
+        print(f"  {label:<16} p50 {p50:>6}  p90 {p90:>6}  p99 {p99:>6}  max {worst:>7}")
+    print("  (the max while draining is a full garbage collection walking the queued spans)")
 
     print(f"\n{args.down_calls:,} @observe calls with the database unreachable (queue_size={args.queue_size:,})")
     out = run(DOWN.format(calls=args.down_calls, queue=args.queue_size)).split()

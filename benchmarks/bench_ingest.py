@@ -124,7 +124,7 @@ def paced(rate, seconds, tick=0.002):
 for rate in range({low}, {high} + 1, {step}):
     offered, written, peak, lag, dropped = paced(rate, {seconds})
     kept_up = not dropped and peak <= 4 * 2000 and written >= 0.95 * offered
-    print(f"{{offered:.0f}} {{written:.0f}} {{peak}} {{lag * 1000:.0f}} {{dropped}} {{int(kept_up)}}", flush=True)
+    print(f"{{rate}} {{offered:.0f}} {{written:.0f}} {{peak}} {{lag * 1000:.0f}} {{dropped}} {{int(kept_up)}}", flush=True)
     if not kept_up:
         break
 """
@@ -247,12 +247,12 @@ def sustained(url: str, low: int, high: int, step: int, seconds: float) -> None:
           "written during the window)")
     best = 0
     for line in run_lines(PACED.format(url=url, low=low, high=high, step=step, seconds=seconds)):
-        offered, written, peak, lag, dropped, kept_up = line.split()
+        rate, offered, written, peak, lag, dropped, kept_up = line.split()
         verdict = "kept up" if kept_up == "1" else "fell behind"
-        print(f"  offered {int(offered):>7,}/s  written in the window {int(written):>7,}/s  queue peak "
-              f"{int(peak):>7,}  left over written in {int(lag):>5,} ms  dropped {int(dropped):,}  {verdict}")
+        print(f"  {int(rate):>7,}/s: offered {int(offered):>7,}/s  written in the window {int(written):>7,}/s  queue "
+              f"peak {int(peak):>7,}  left over written in {int(lag):>5,} ms  dropped {int(dropped):,}  {verdict}")
         if kept_up == "1":
-            best = int(offered)
+            best = int(rate)
     print(f"  highest steady rate kept up: {f'{best:,} spans/s' if best else 'none of those tried'} "
           "(target: >= 50,000)")
 

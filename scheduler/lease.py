@@ -19,7 +19,8 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from llmobs.store.alert_models import SchedulerLeaseRow, ensure_alert_schema
+from llmobs.store.alert_models import SchedulerLeaseRow
+from llmobs.store.db import ensure_schema
 
 log = logging.getLogger("llmobs.scheduler")
 LEASES = SchedulerLeaseRow.__table__
@@ -51,7 +52,7 @@ class Lease:
         self.clock = clock or (lambda: dt.datetime.now(UTC))
         self.token: int | None = None
         self._held_until: dt.datetime | None = None
-        ensure_alert_schema(engine)
+        ensure_schema(engine)
 
     def _ensure_row(self) -> None:
         with self.engine.connect() as conn:

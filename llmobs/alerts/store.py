@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from llmobs.alerts.rules import AlertRule
-from llmobs.store.alert_models import AlertNotificationRow, AlertRow, AlertRuleRow, ensure_alert_schema
+from llmobs.store.alert_models import AlertNotificationRow, AlertRow, AlertRuleRow
+from llmobs.store.db import ensure_schema
 
 log = logging.getLogger("llmobs.alerts")
 RULES = AlertRuleRow.__table__
@@ -38,7 +39,7 @@ class AlertStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        ensure_alert_schema(engine)
+        ensure_schema(engine)  # creates the alert tables with the others
 
     # --- rules ----------------------------------------------------------------------------------------------------
 

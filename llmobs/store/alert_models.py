@@ -8,16 +8,11 @@ closed; its unique constraint makes a second open alert for one rule impossible,
 from __future__ import annotations
 
 import datetime as dt
-import time
-import weakref
 from typing import Any, Optional
 
 from sqlalchemy import JSON, Boolean, Column, Float, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel
 
-from llmobs.store.db import ensure_schema
 from llmobs.store.models import UTCDateTime
 
 ALERT_STATES = ("pending", "firing", "resolved")
@@ -128,25 +123,3 @@ class SchedulerLeaseRow(SQLModel, table=True):
     acquired_at: Optional[dt.datetime] = _col(UTCDateTime())
     renewed_at: Optional[dt.datetime] = _col(UTCDateTime())
     expires_at: Optional[dt.datetime] = _col(UTCDateTime())
-
-
-ALERT_TABLES = (AlertRuleRow.__table__, AlertRow.__table__, AlertNotificationRow.__table__,
-                SchedulerLeaseRow.__table__)
-_alert_schema_ready: "weakref.WeakSet[Engine]" = weakref.WeakSet()
-
-
-def ensure_alert_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create the llmobs tables and the alert tables if missing (also when ``ensure_schema`` ran on this engine
-    before this module was imported); tolerant of several processes racing to create them."""
-    if engine in _alert_schema_ready:
-        return
-    ensure_schema(engine)
-    for attempt in range(attempts):
-        try:
-            SQLModel.metadata.create_all(engine, tables=list(ALERT_TABLES))
-            _alert_schema_ready.add(engine)
-            return
-        except (OperationalError, ProgrammingError, DBAPIError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))

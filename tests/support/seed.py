@@ -187,9 +187,10 @@ def seed_alert(engine: Engine, rule_id: str, fired_at: dt.datetime, resolved_at:
 
 def seed_alerts(engine: Engine, rows: Iterable[dict[str, Any]]) -> int:
     """Insert many ``alert_row`` rows at once (benchmarks); returns how many."""
-    from llmobs.store.alert_models import AlertRow, ensure_alert_schema
+    from llmobs.store.alert_models import AlertRow
+    from llmobs.store.db import ensure_schema
 
-    ensure_alert_schema(engine)
+    ensure_schema(engine)
     rows = list(rows)
     if rows:
         with engine.begin() as conn:

@@ -295,7 +295,7 @@ def _statements(engine: Engine) -> Statements:
     name = engine.dialect.name
     postgres = name == "postgresql"
     mark = "%s" if engine.dialect.paramstyle in ("format", "pyformat") else "?"
-    limit = 65535 if postgres else sqlite_variable_limit(engine)
+    sqlite_limit = None if postgres else sqlite_variable_limit(engine)
 
     def placeholder(column: str) -> str:
         return f"CAST({mark} AS JSON)" if postgres and column in JSON_COLUMNS else mark
@@ -303,7 +303,8 @@ def _statements(engine: Engine) -> Statements:
     def insert(table: str, columns: Sequence[str], on_conflict: str) -> Insert:
         row = f"({', '.join(placeholder(c) for c in columns)})"
         head, tail = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ", f" ON CONFLICT (id) DO {on_conflict}"
-        blocks = POSTGRES_ROW_BLOCKS if postgres else row_blocks(SQLITE_ROW_BLOCKS, len(columns), limit)
+        blocks = (POSTGRES_ROW_BLOCKS if sqlite_limit is None
+                  else row_blocks(SQLITE_ROW_BLOCKS, len(columns), sqlite_limit))
         return Insert(head, row, tail, blocks)
 
     updates = []

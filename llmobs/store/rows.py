@@ -42,7 +42,7 @@ TimeFormat = Callable[[int], Any]
 # The writer shares the GIL with the application. A thread of the application that waited on I/O waits for the GIL
 # up to the switch interval (5 ms) while the writer runs Python; letting go of it every GIL_SLICE spans (about
 # 1 ms of work) hands it over sooner: an I/O-bound thread's wake-ups while the writer drained were late by 5.2 ms
-# at p90 and 10.4 ms at p99, and are late by 1.7 and 3.7 ms with this (benchmarks/bench_ingest.py prints it).
+# at p90 and 10.4 ms at p99, and are late by about 1.0 and 2.0 ms with this (benchmarks/bench_ingest.py prints it).
 GIL_SLICE = 256
 
 

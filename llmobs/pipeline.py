@@ -38,6 +38,7 @@ from llmobs.store.db import (
     sqlite_file,
 )
 from llmobs.store.rows import (
+    COUNTED_KINDS,
     JSON_COLUMNS,
     SPAN_COLUMNS,
     TRACE_COLUMNS,
@@ -47,6 +48,7 @@ from llmobs.store.rows import (
     in_slices,
     retagged_traces,
     span_tuple,
+    split_lone_roots,
     sqlite_time,
     trace_tuples,
 )
@@ -111,7 +113,8 @@ class SQLExporter:
         spans = [span_tuple(r, max_chars, redact_on, fmt_time) for part in in_slices(records) for r in part]
         if self.unsure:
             records, spans = self._not_stored_yet(engine, records, spans)
-        traces = trace_tuples(records, spans, max_chars, redact_on)
+        aggregated_records, aggregated_spans, copied = split_lone_roots(records, spans)
+        traces = trace_tuples(aggregated_records, aggregated_spans, max_chars, redact_on)
         retagged = retagged_traces(records)
         sql = _statements(engine)
         with engine.connect() as conn:
@@ -119,6 +122,7 @@ class SQLExporter:
                 if spans:
                     _insert(conn, sql.spans, spans)
                     _insert(conn, sql.traces, traces)
+                    _insert(conn, sql.copy_traces, copied)
                 if retagged:
                     conn.exec_driver_sql(sql.retag_spans, retagged)
                 if scores:
@@ -279,6 +283,7 @@ class Statements(NamedTuple):
 
     spans: Insert
     traces: Insert
+    copy_traces: Insert
     scores: Insert
     retag_spans: str
 
@@ -314,8 +319,19 @@ def _statements(engine: Engine) -> Statements:
                            f"ELSE COALESCE(traces.{column}, 0) + COALESCE(excluded.{column}, 0) END")
         else:
             updates.append(f"{column} = COALESCE(excluded.{column}, traces.{column})")
+    upsert = "UPDATE SET " + ", ".join(updates)
+    counted = ", ".join(f"'{k}'" for k in COUNTED_KINDS)
+    copied = {"span_count": "1", "error_count": "CASE WHEN status = 'error' THEN 1 ELSE 0 END",
+              "user_id": "NULL", "session_id": "NULL", "tags": "NULL", "metadata": "NULL", "id": "trace_id",
+              **{c: f"CASE WHEN kind IN ({counted}) THEN {c} END" for c in TRACE_TOTALS if c not in (
+                  "span_count", "error_count")}}
+    copy_head = (f"INSERT INTO traces ({', '.join(TRACE_COLUMNS)}) SELECT "
+                 f"{', '.join(copied.get(c, c) for c in TRACE_COLUMNS)} FROM spans WHERE id IN (")
+    copy_blocks = (POSTGRES_ROW_BLOCKS if sqlite_limit is None
+                   else row_blocks(SQLITE_ROW_BLOCKS, 1, sqlite_limit))
     statements = Statements(insert("spans", SPAN_COLUMNS, "NOTHING"),
-                            insert("traces", TRACE_COLUMNS, "UPDATE SET " + ", ".join(updates)),
+                            insert("traces", TRACE_COLUMNS, upsert),
+                            Insert(copy_head, mark, f") ON CONFLICT (id) DO {upsert}", copy_blocks),
                             insert("evaluations", SCORE_COLUMNS, "NOTHING"),
                             f"UPDATE spans SET trace_tags = {mark} WHERE trace_id = {mark}")
     _STATEMENTS[engine] = statements

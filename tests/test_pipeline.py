@@ -424,3 +424,59 @@ def test_the_writer_warms_up_its_processors_when_it_starts_and_survives_a_failin
     assert "llmobs WARNING llmobs: warming up processor" in out and "RuntimeError: no table here" in out
     with sqlite3.connect(path) as conn:
         assert conn.execute("select name, metadata from spans").fetchall() == [("first", '{"tagged":true}')]
+
+
+def _trace_batch() -> list[SpanRecord]:
+    """Lone roots of every shape the writer copies (ok/error, counted/uncounted kinds, with and without usage), a
+    lone root of a trace with attributes, a two-span trace and a late child alone in the batch."""
+    records = []
+
+    def span(name: str, kind: str, trace: TraceState, parent: int | None = None, root: bool = True,
+             **fields: Any) -> SpanRecord:
+        record = SpanRecord(name, kind, trace, parent, "observe")
+        record.is_root = root
+        record.arg_values, record.arg_names = (f"input of {name}",), ("prompt",)
+        record.output = f"output of {name}"
+        for key, value in fields.items():
+            setattr(record, key, value)
+        record.perf_end, record.ended = record.perf_start + 2_500_000, True
+        records.append(record)
+        return record
+
+    def trace() -> TraceState:
+        return TraceState(new_trace_id(), True)
+
+    span("generation", "generation", trace(), prompt_tokens=7, completion_tokens=3, cost_usd=0.25)
+    span("no usage", "generation", trace())
+    span("failed", "embedding", trace(), status="error", error_type="ValueError", prompt_tokens=4)
+    span("a chain with tokens", "chain", trace(), prompt_tokens=9, completion_tokens=1)
+    span("no input", "tool", trace(), arg_values=None, output=None)
+    named = trace()
+    named.name, named.user_id, named.session_id, named.metadata = "named trace", "u-1", "s-1", {"team": "x"}
+    span("root of a named trace", "generation", named, prompt_tokens=1, completion_tokens=1)
+    pair = trace()
+    root = span("root of two", "chain", pair)
+    span("child of two", "generation", pair, parent=root.span_id, root=False, prompt_tokens=2, completion_tokens=5)
+    span("late child", "generation", trace(), parent=12345, root=False, prompt_tokens=3, completion_tokens=3)
+    return records
+
+
+def test_trace_rows_the_database_copies_from_lone_root_spans_equal_the_aggregated_ones(store: Store) -> None:
+    """A plain trace whose only span is in the batch gets its row by INSERT ... SELECT from the span row; that row
+    must be what the aggregating path (the in-memory exporter's) builds, column for column, on both engines."""
+    records = _trace_batch()
+    memory = InMemoryExporter()
+    memory.export(records)
+    for record in records:  # the second exporter sees the records as the writer would: tags not yet noted
+        record.trace.tags_written = TraceState.tags_written
+    SQLExporter(store.url).export(records)
+    stored = {row["id"]: row for row in store.traces()}
+    expected = {row["id"]: row for row in memory.trace_rows}
+    assert stored.keys() == expected.keys() and len(stored) == 8
+    for trace_id, want in expected.items():
+        got = stored[trace_id]
+        for column, value in want.items():
+            if isinstance(value, float):
+                assert got[column] == pytest.approx(value), (want["name"], column)
+            else:
+                assert got[column] == value, (want["name"], column)

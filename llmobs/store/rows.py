@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
@@ -290,6 +291,31 @@ def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]]
             agg[10] = row[_INPUT] if trace_input is None else json_text(trace_input, max_chars, redact_secrets)
             agg[11] = row[_OUTPUT] if trace_output is None else json_text(trace_output, max_chars, redact_secrets)
     return [tuple(v) for v in out.values()]
+
+
+def _plain_trace(trace: TraceState) -> bool:
+    """True when nothing was set on the trace itself (name, user, session, tags, metadata, input, output)."""
+    return (trace.name is None and trace.user_id is None and trace.session_id is None and trace.tags_json is None
+            and trace.metadata is None and trace.input is None and trace.output is None)
+
+
+def split_lone_roots(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]]
+                     ) -> tuple[list[SpanRecord], list[tuple[Any, ...]], list[tuple[str]]]:
+    """Set apart the spans that are a whole plain trace in this batch (a root, alone, nothing set on its trace):
+    their ``traces`` row is the span row's own values, so the database copies it (``INSERT ... SELECT``) from the
+    span id alone. Returns the other records and rows (for ``trace_tuples``) and those span ids as 1-tuples.
+    """
+    alone = Counter(row[_TRACE_ID] for row in spans)
+    records_left: list[SpanRecord] = []
+    spans_left: list[tuple[Any, ...]] = []
+    copies: list[tuple[str]] = []
+    for rec, row in zip(records, spans):
+        if rec.is_root and alone[row[_TRACE_ID]] == 1 and _plain_trace(rec.trace):
+            copies.append((row[0],))
+        else:
+            records_left.append(rec)
+            spans_left.append(row)
+    return records_left, spans_left, copies
 
 
 def as_dicts(columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:

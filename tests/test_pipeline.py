@@ -462,8 +462,9 @@ def _trace_batch() -> list[SpanRecord]:
 
 
 def test_trace_rows_the_database_copies_from_lone_root_spans_equal_the_aggregated_ones(store: Store) -> None:
-    """A plain trace whose only span is in the batch gets its row by INSERT ... SELECT from the span row; that row
-    must be what the aggregating path (the in-memory exporter's) builds, column for column, on both engines."""
+    """On SQLite a plain trace whose only span is in the batch gets its row by INSERT ... SELECT from the span row;
+    that row must be what the aggregating path (the in-memory exporter's) builds, column for column. PostgreSQL
+    aggregates every trace in Python, and its rows must be the same too."""
     records = _trace_batch()
     memory = InMemoryExporter()
     memory.export(records)

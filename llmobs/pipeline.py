@@ -45,12 +45,12 @@ from llmobs.store.rows import (
     TRACE_TOTALS,
     as_dicts,
     aware_time,
-    in_slices,
     retagged_traces,
     span_tuple,
     split_lone_roots,
     sqlite_time,
     trace_tuples,
+    yielding,
 )
 
 log = logging.getLogger("llmobs")
@@ -110,7 +110,7 @@ class SQLExporter:
         fmt_time = aware_time if postgres else sqlite_time
         max_chars, redact_on = rt.max_field_chars, rt.redact_secrets
         records, scores = split_batch(batch)
-        spans = [span_tuple(r, max_chars, redact_on, fmt_time) for part in in_slices(records) for r in part]
+        spans = [span_tuple(r, max_chars, redact_on, fmt_time) for r in yielding(records)]
         if self.unsure:
             records, spans = self._not_stored_yet(engine, records, spans)
         sql = _statements(engine)
@@ -574,21 +574,20 @@ class Pipeline:
         if not self.processors:
             return batch
         out: list[SpanRecord] = []
-        for part in in_slices(batch):
-            for record in part:
-                if type(record) is ScoreRecord:
-                    out.append(record)
-                    continue
-                current: SpanRecord | None = record
-                for processor in self.processors:
-                    try:
-                        current = processor(current)
-                    except Exception:  # noqa: BLE001 - one failing processor must not lose the span
-                        log.warning("llmobs: processor %r failed on span %r", processor, record.name, exc_info=True)
-                    if current is None:
-                        break
-                if current is not None:
-                    out.append(current)
+        for record in yielding(batch):
+            if type(record) is ScoreRecord:
+                out.append(record)
+                continue
+            current: SpanRecord | None = record
+            for processor in self.processors:
+                try:
+                    current = processor(current)
+                except Exception:  # noqa: BLE001 - one failing processor must not lose the span
+                    log.warning("llmobs: processor %r failed on span %r", processor, record.name, exc_info=True)
+                if current is None:
+                    break
+            if current is not None:
+                out.append(current)
         return out
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import orjson
 
@@ -38,6 +38,7 @@ _EPOCH_AWARE = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 _EPOCH_NAIVE = dt.datetime(1970, 1, 1)
 _timedelta = dt.timedelta
 TimeFormat = Callable[[int], Any]
+T = TypeVar("T")
 
 
 # The writer shares the GIL with the application. A thread of the application that waited on I/O waits for the GIL
@@ -52,12 +53,12 @@ def let_others_run() -> None:
     time.sleep(0)
 
 
-def in_slices(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    """``items`` in slices of GIL_SLICE, letting other threads run between two slices (for the writer's loops)."""
-    for start in range(0, len(items), GIL_SLICE):
-        if start:
+def yielding(items: Iterable[T]) -> Iterator[T]:
+    """The items of ``items``, letting other threads run after every GIL_SLICE of them (for the writer's loops)."""
+    for count, item in enumerate(items, 1):
+        yield item
+        if not count % GIL_SLICE:
             let_others_run()
-        yield items[start:start + GIL_SLICE]
 
 
 _SECOND_TEXTS: dict[int, str] = {}
@@ -262,9 +263,7 @@ def trace_tuples(records: Sequence[SpanRecord], spans: Sequence[tuple[Any, ...]]
     The writer upserts these, adding totals to what earlier batches stored, so late spans still count.
     """
     out: dict[str, list[Any]] = {}
-    for i, (rec, row) in enumerate(zip(records, spans)):
-        if not i % GIL_SLICE and i:
-            let_others_run()
+    for rec, row in yielding(zip(records, spans)):
         trace_id = row[_TRACE_ID]
         agg = out.get(trace_id)
         if agg is None:

@@ -318,12 +318,9 @@ class EmbeddingBackend:
     def _name_matcher(self, context: str) -> NameMatcher:
         """Maps names missing from ``context`` to the context word each paraphrases, if any is close enough."""
 
-        found: list[list[str]] = []  # the context's words, read on the first call (the heuristic calls per sentence)
+        words = _context_words(context)  # made only when a name was flagged, so it will be used
 
         def match(names: Sequence[str]) -> dict[str, str]:
-            if not found:
-                found.append(_context_words(context))
-            words = found[0]
             if not names or not words:
                 return {}
             cos = self._cosines(names, words)

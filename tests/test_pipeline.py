@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -400,7 +401,7 @@ def test_the_writer_warms_up_its_processors_when_it_starts_and_survives_a_failin
     first batch, so that batch does not stall on it; a warm-up that raises is logged and the spans still land."""
     path = tmp_path / "warm.db"
     out = run_script(f"""
-        import logging, sys, threading, llmobs
+        import json, logging, sys, threading, llmobs
         logging.basicConfig(stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
         events = []
         def tag(record):
@@ -417,9 +418,9 @@ def test_the_writer_warms_up_its_processors_when_it_starts_and_survives_a_failin
         with llmobs.span("first"):
             pass
         llmobs.flush()
-        print(events)
+        print(json.dumps(events))
     """, tmp_path)
-    events = eval(out.strip().splitlines()[-1])  # noqa: S307 - our own script's printed list
+    events = [tuple(e) for e in json.loads(out.strip().splitlines()[-1])]
     assert events[0] == ("warm_up", "llmobs-writer") and events[1] == ("process", "llmobs-writer")
     assert "llmobs WARNING llmobs: warming up processor" in out and "RuntimeError: no table here" in out
     with sqlite3.connect(path) as conn:

@@ -19,13 +19,22 @@ Reported per clock: best round and median round per variant, and the added time 
 against best, median against median, and "paired": the median over rounds of the ratio of the two variants run
 back to back in that round. The verdict against the issue's target uses the paired figure on the wall and caller
 CPU clocks (what the caller waits and pays); process CPU adds the writer thread's work and is shown for scale.
-Run: python benchmarks/bench_integrations.py [--calls N] [--rounds N] [--explain]
+``--instructions`` counts instead of timing: the script runs itself under valgrind's callgrind and reports the
+instructions the calling thread executes per call (one round of ``--calls`` calls per variant, after the same
+warm-up; garbage collections that fall in the round included). Instruction counts do not move with the machine's
+load, so they settle a ratio that the clocks above cannot on a busy machine; they do not see cache misses or waits
+for the GIL, which the clocks do. Needs valgrind and a C compiler (the client requests are compiled on the spot).
+Run: python benchmarks/bench_integrations.py [--calls N] [--rounds N] [--explain] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
+import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -40,6 +49,10 @@ import llmobs  # noqa: E402
 
 TARGETS = {"langchain": 0.05, "openai": 0.02}
 CLOCKS = ("wall", "caller CPU", "process CPU")
+# How each clock is printed: multiplier from its per-call value and unit. Clocks named "process ..." are shown for
+# scale; the verdict is judged on the others (what the calling thread waits for and pays).
+UNITS = {"wall": (1e6, "us"), "caller CPU": (1e6, "us"), "process CPU": (1e6, "us"), "caller instructions": (1e-3, "k")}
+UNDER_CALLGRIND = "LLMOBS_BENCH_CALLGRIND_DIR"  # set for the copy of this script that runs under callgrind
 # The fake server in its own process, with TCP_NODELAY on its sockets: without it the server's two writes per reply
 # (headers, then body) meet the client's delayed ACK and every call waits ~40 ms, which would hide any overhead.
 SERVER = ("import sys; from llmobs.testing import openai_server as s; "
@@ -73,26 +86,122 @@ def interleaved(variants: dict[str, Callable[[], Any]], calls: int, rounds: int,
     return result
 
 
+class Timer:
+    """Times the variants on the three clocks, ``rounds`` interleaved rounds of ``calls`` calls."""
+
+    def __init__(self, calls: int, rounds: int) -> None:
+        self.calls, self.rounds = calls, rounds
+        self.describe = f"{calls} calls x {rounds} rounds"
+
+    def __call__(self, variants: dict[str, Callable[[], Any]], before: dict[str, Callable[[], None]] | None = None,
+                 after: dict[str, Callable[[], None]] | None = None) -> Rounds:
+        return interleaved(variants, self.calls, self.rounds, before, after)
+
+
+CLIENT_REQUESTS = """
+#include <valgrind/callgrind.h>
+void llmobs_zero(void) { CALLGRIND_ZERO_STATS; }
+void llmobs_dump(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
+int llmobs_under_valgrind(void) { return RUNNING_ON_VALGRIND; }
+"""
+
+
+class Counter:
+    """Counts the calling thread's instructions per call (callgrind), one round of ``calls`` calls per variant.
+
+    Callgrind's client requests act on the thread that makes them: the count is zeroed before the calls and dumped
+    right after them (before the flush), so the writer thread's work is not in it, as on the caller CPU clock.
+    """
+
+    def __init__(self, calls: int, directory: str) -> None:
+        self.calls, self.directory = calls, Path(directory)
+        self.describe = f"{calls} calls per variant, instructions counted by callgrind"
+        self.lib = ctypes.CDLL(str(self.directory / "requests.so"))
+        if not self.lib.llmobs_under_valgrind():
+            raise RuntimeError("--instructions: this copy of the script is not running under valgrind")
+        self.dumps = 0
+
+    def __call__(self, variants: dict[str, Callable[[], Any]], before: dict[str, Callable[[], None]] | None = None,
+                 after: dict[str, Callable[[], None]] | None = None) -> Rounds:
+        result: Rounds = {}
+        for name, fn in variants.items():
+            if before and name in before:
+                before[name]()
+            gc.collect()
+            self.dumps += 1
+            label = f"llmobs-{self.dumps}-{name}"
+            self.lib.llmobs_zero()
+            for _ in range(self.calls):
+                fn()
+            self.lib.llmobs_dump(label.encode())
+            llmobs.flush(timeout=600)
+            if after and name in after:
+                after[name]()
+            result[name] = {"caller instructions": [self._count(label) / self.calls]}
+        return result
+
+    def _count(self, label: str) -> int:
+        """The instructions in the main thread's dump triggered by ``label``."""
+        for path in self.directory.glob("cg.out.*-01"):
+            text = path.read_text(errors="replace")
+            if f"Client Request: {label}\n" in text:
+                match = re.search(r"^summary: (\d+)", text, re.MULTILINE)
+                if match:
+                    return int(match.group(1))
+        raise RuntimeError(f"no callgrind dump for {label} in {self.directory}")
+
+
+def run_under_callgrind(argv: list[str]) -> int:
+    """Compile the client requests and run this script again under callgrind; its report is this run's."""
+    valgrind, compiler = shutil.which("valgrind"), shutil.which("cc") or shutil.which("gcc")
+    if valgrind is None or compiler is None:
+        print("--instructions needs valgrind and a C compiler (Debian: apt-get install valgrind gcc)")
+        return 2
+    directory = tempfile.mkdtemp(prefix="llmobs-callgrind-")
+    source = Path(directory) / "requests.c"
+    source.write_text(CLIENT_REQUESTS)
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(Path(directory) / "requests.so"), str(source)],
+                   check=True)
+    print(f"counting under callgrind (dumps in {directory}); valgrind runs Python about 50 times slower", flush=True)
+    command = [valgrind, "--tool=callgrind", "-q", "--separate-threads=yes",
+               f"--callgrind-out-file={directory}/cg.out.%p", sys.executable, __file__, *argv]
+    return subprocess.run(command, env={**os.environ, UNDER_CALLGRIND: directory}).returncode
+
+
 def report(title: str, result: Rounds, labels: dict[str, str],
            comparisons: list[tuple[str, str, str, float | None]]) -> None:
-    """Print best and median per-call times on each clock, and the time each comparison adds (against its target)."""
+    """Print each variant's per-call figure on each clock (best and median round when there are several rounds)
+    and the share each comparison adds (against its target)."""
+    clocks = list(next(iter(result.values())))
+    several = len(result[next(iter(result))][clocks[0]]) > 1
     print(f"\n{title}")
-    header = "".join(f"{clock + ' best/median us':>28}" for clock in CLOCKS)
+    header = "".join(f"{f'{clock} best/median {UNITS[clock][1]}' if several else f'{clock} {UNITS[clock][1]}':>28}"
+                     for clock in clocks)
     print(f"  {'':<34}{header}")
-    for name, clocks in result.items():
-        cells = "".join(f"{min(v) * 1e6:>17.1f} /{statistics.median(v) * 1e6:>8.1f}" for v in clocks.values())
+    for name, values in result.items():
+        cells = "".join(_cell(values[clock], UNITS[clock][0], several) for clock in clocks)
         print(f"  {labels[name]:<34}{cells}")
     for base, traced, why, target in comparisons:
         goal = f": < {target:.0%}" if target is not None else ""
         print(f"  added by {labels[traced]} over {labels[base]} ({why}{goal}):")
-        for clock in CLOCKS:
-            added = (min(result[traced][clock]) - min(result[base][clock])) * 1e6
+        for clock in clocks:
+            scale, unit = UNITS[clock]
+            added = (min(result[traced][clock]) - min(result[base][clock])) * scale
             best = min(result[traced][clock]) / min(result[base][clock]) - 1
-            median = statistics.median(result[traced][clock]) / statistics.median(result[base][clock]) - 1
             paired = paired_median(result[base][clock], result[traced][clock])
-            verdict = "" if target is None or clock == "process CPU" else _verdict(paired, target)
-            print(f"    {clock:<12} best {best:+7.1%} ({added:+6.1f} us)  median {median:+7.1%}  "
+            verdict = "" if target is None or clock.startswith("process") else _verdict(paired, target)
+            if not several:
+                print(f"    {clock:<20} {best:+7.1%} ({added:+7.1f} {unit}){verdict}")
+                continue
+            median = statistics.median(result[traced][clock]) / statistics.median(result[base][clock]) - 1
+            print(f"    {clock:<12} best {best:+7.1%} ({added:+6.1f} {unit})  median {median:+7.1%}  "
                   f"paired {paired:+7.1%}{verdict}")
+
+
+def _cell(values: list[float], scale: float, several: bool) -> str:
+    if several:
+        return f"{min(values) * scale:>17.1f} /{statistics.median(values) * scale:>8.1f}"
+    return f"{values[0] * scale:>28.1f}"
 
 
 def paired_median(base: list[float], traced: list[float]) -> float:
@@ -149,7 +258,7 @@ def _without_protocol_check() -> tuple[Callable[[], None], Callable[[], None]]:
     return off, on
 
 
-def bench_langchain(calls: int, rounds: int, explain: bool = False) -> None:
+def bench_langchain(measure: Timer | Counter, explain: bool = False) -> None:
     """A three-step LCEL chain on a fake chat model: no handler, do-nothing handlers, and llmobs's handler."""
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
     from langchain_core.output_parsers import StrOutputParser
@@ -176,7 +285,7 @@ def bench_langchain(calls: int, rounds: int, explain: bool = False) -> None:
             chain.invoke(question, config=config)
     llmobs.flush()
     variants = {name: (lambda config=config: chain.invoke(question, config=config)) for name, config in configs.items()}
-    result = interleaved(variants, calls, rounds, before, after)
+    result = measure(variants, before, after)
     comparisons: list[tuple[str, str, str, float | None]] = [
         ("base", "traced", "the issue's target", TARGETS["langchain"]),
         ("noop", "traced", "llmobs's own share", None),
@@ -184,11 +293,11 @@ def bench_langchain(calls: int, rounds: int, explain: bool = False) -> None:
         ("base", "ignoring", "langchain-core's share even when no event is wanted", None)]
     if explain:
         comparisons.append(("no_protocol", "noop", "the Protocol check alone", None))
-    report(f"LangChain: prompt | FakeListChatModel | StrOutputParser, {calls} calls x {rounds} rounds "
+    report(f"LangChain: prompt | FakeListChatModel | StrOutputParser, {measure.describe} "
            "(4 spans per traced call)", result, labels, comparisons)
 
 
-def bench_openai(calls: int, rounds: int) -> None:
+def bench_openai(measure: Timer | Counter) -> None:
     """chat.completions.create against a local FakeOpenAIServer process, with and without instrument()."""
     import openai
 
@@ -214,13 +323,13 @@ def bench_openai(calls: int, rounds: int) -> None:
                 call()
             integration.uninstrument()
             llmobs.flush()
-            result = interleaved({"base": call, "traced": call}, calls, rounds,
-                                 before={"base": integration.uninstrument, "traced": integration.instrument})
+            result = measure({"base": call, "traced": call},
+                             before={"base": integration.uninstrument, "traced": integration.instrument})
             integration.uninstrument()
     finally:
         server.terminate()
         server.wait(timeout=10)
-    report(f"OpenAI SDK: chat.completions.create on a local server process, {calls} calls x {rounds} rounds",
+    report(f"OpenAI SDK: chat.completions.create on a local server process, {measure.describe}",
            result, {"base": "SDK as shipped", "traced": "instrument()"},
            [("base", "traced", "the issue's target", TARGETS["openai"])])
 
@@ -231,12 +340,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="rounds per variant")
     parser.add_argument("--explain", action="store_true",
                         help="also time the do-nothing handler without langchain-core's runtime-Protocol check")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count the calling thread's instructions per call under callgrind instead of timing")
     args = parser.parse_args()
+    if args.instructions and not os.environ.get(UNDER_CALLGRIND):
+        sys.exit(run_under_callgrind(sys.argv[1:]))
+    measure = Counter(args.calls, os.environ[UNDER_CALLGRIND]) if args.instructions else Timer(args.calls, args.rounds)
     tmp = tempfile.mkdtemp()
     llmobs.configure(database_url=f"sqlite:///{tmp}/integrations.db")
     print(f"Python {sys.version.split()[0]}; spans written to a SQLite file in {tmp}")
-    bench_langchain(args.calls, args.rounds, args.explain)
-    bench_openai(args.calls, args.rounds)
+    bench_langchain(measure, args.explain)
+    bench_openai(measure)
     print(f"\nspans written: {llmobs.stats()['written']}")
 
 

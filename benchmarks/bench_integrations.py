@@ -23,8 +23,10 @@ CPU clocks (what the caller waits and pays); process CPU adds the writer thread'
 instructions the calling thread executes per call (one round of ``--calls`` calls per variant, after the same
 warm-up; garbage collections that fall in the round included). Instruction counts do not move with the machine's
 load, so they settle a ratio that the clocks above cannot on a busy machine; they do not see cache misses or waits
-for the GIL, which the clocks do. Needs valgrind and a C compiler (the client requests are compiled on the spot).
-Run: python benchmarks/bench_integrations.py [--calls N] [--rounds N] [--explain] [--instructions]
+for the GIL, which the clocks do. ``--cache-sim`` adds callgrind's cycle estimate from its simulated caches (an
+instruction 1, a first-level miss 10, a last-level miss 100), which shows how much colder caches make the recorded
+call (about 4 times slower to run). Needs valgrind and a C compiler (the client requests are compiled on the spot).
+Run: python benchmarks/bench_integrations.py [--calls N] [--rounds N] [--explain] [--instructions [--cache-sim]]
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ TARGETS = {"langchain": 0.05, "openai": 0.02}
 CLOCKS = ("wall", "caller CPU", "process CPU")
 # How each clock is printed: multiplier from its per-call value and unit. Clocks named "process ..." are shown for
 # scale; the verdict is judged on the others (what the calling thread waits for and pays).
-UNITS = {"wall": (1e6, "us"), "caller CPU": (1e6, "us"), "process CPU": (1e6, "us"), "caller instructions": (1e-3, "k")}
+UNITS = {"wall": (1e6, "us"), "caller CPU": (1e6, "us"), "process CPU": (1e6, "us"),
+         "caller instructions": (1e-3, "k"), "caller est. cycles": (1e-3, "k")}
 UNDER_CALLGRIND = "LLMOBS_BENCH_CALLGRIND_DIR"  # set for the copy of this script that runs under callgrind
 # The fake server in its own process, with TCP_NODELAY on its sockets: without it the server's two writes per reply
 # (headers, then body) meet the client's delayed ACK and every call waits ~40 ms, which would hide any overhead.
@@ -115,7 +118,7 @@ class Counter:
 
     def __init__(self, calls: int, directory: str) -> None:
         self.calls, self.directory = calls, Path(directory)
-        self.describe = f"{calls} calls per variant, instructions counted by callgrind"
+        self.describe = f"{calls} calls per variant, counted by callgrind"
         self.lib = ctypes.CDLL(str(self.directory / "requests.so"))
         if not self.lib.llmobs_under_valgrind():
             raise RuntimeError("--instructions: this copy of the script is not running under valgrind")
@@ -137,18 +140,35 @@ class Counter:
             llmobs.flush(timeout=600)
             if after and name in after:
                 after[name]()
-            result[name] = {"caller instructions": [self._count(label) / self.calls]}
+            events = self._events(label)
+            result[name] = {"caller instructions": [events["Ir"] / self.calls]}
+            if "I1mr" in events:  # --cache-sim
+                result[name]["caller est. cycles"] = [estimated_cycles(events) / self.calls]
         return result
 
-    def _count(self, label: str) -> int:
-        """The instructions in the main thread's dump triggered by ``label``."""
+    def _events(self, label: str) -> dict[str, int]:
+        """The event totals (``Ir``, cache misses) of the main thread's dump triggered by ``label``."""
         for path in self.directory.glob("cg.out.*-01"):
             text = path.read_text(errors="replace")
             if f"Client Request: {label}\n" in text:
-                match = re.search(r"^summary: (\d+)", text, re.MULTILINE)
-                if match:
-                    return int(match.group(1))
+                names = re.search(r"^events: (.+)$", text, re.MULTILINE)
+                totals = re.search(r"^summary: (.+)$", text, re.MULTILINE)
+                if names and totals:
+                    return dict(zip(names.group(1).split(), map(int, totals.group(1).split())))
         raise RuntimeError(f"no callgrind dump for {label} in {self.directory}")
+
+
+def estimated_cycles(events: dict[str, int]) -> int:
+    """Callgrind's cycle estimate: each instruction 1, each first-level cache miss 10, each last-level miss 100.
+
+    It shows what instruction counts miss: code that runs with cold caches costs more per instruction.
+
+    >>> estimated_cycles({"Ir": 1000, "I1mr": 2, "D1mr": 3, "D1mw": 1, "ILmr": 0, "DLmr": 1, "DLmw": 0})
+    1160
+    """
+    first = events.get("I1mr", 0) + events.get("D1mr", 0) + events.get("D1mw", 0)
+    last = events.get("ILmr", 0) + events.get("DLmr", 0) + events.get("DLmw", 0)
+    return events["Ir"] + 10 * first + 100 * last
 
 
 def run_under_callgrind(argv: list[str]) -> int:
@@ -163,7 +183,8 @@ def run_under_callgrind(argv: list[str]) -> int:
     subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(Path(directory) / "requests.so"), str(source)],
                    check=True)
     print(f"counting under callgrind (dumps in {directory}); valgrind runs Python about 50 times slower", flush=True)
-    command = [valgrind, "--tool=callgrind", "-q", "--separate-threads=yes",
+    cache = ["--cache-sim=yes"] if "--cache-sim" in argv else []
+    command = [valgrind, "--tool=callgrind", "-q", "--separate-threads=yes", *cache,
                f"--callgrind-out-file={directory}/cg.out.%p", sys.executable, __file__, *argv]
     return subprocess.run(command, env={**os.environ, UNDER_CALLGRIND: directory}).returncode
 
@@ -342,6 +363,8 @@ def main() -> None:
                         help="also time the do-nothing handler without langchain-core's runtime-Protocol check")
     parser.add_argument("--instructions", action="store_true",
                         help="count the calling thread's instructions per call under callgrind instead of timing")
+    parser.add_argument("--cache-sim", action="store_true",
+                        help="with --instructions: also simulate the caches and estimate cycles (about 4x slower)")
     args = parser.parse_args()
     if args.instructions and not os.environ.get(UNDER_CALLGRIND):
         sys.exit(run_under_callgrind(sys.argv[1:]))

@@ -50,7 +50,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import llmobs  # noqa: E402
 
 TARGETS = {"langchain": 0.05, "openai": 0.02}
-CLOCKS = ("wall", "caller CPU", "process CPU")
 # How each clock is printed: multiplier from its per-call value and unit. Clocks named "process ..." are shown for
 # scale; the verdict is judged on the others (what the calling thread waits for and pays).
 UNITS = {"wall": (1e6, "us"), "caller CPU": (1e6, "us"), "process CPU": (1e6, "us"),
@@ -61,44 +60,20 @@ UNDER_CALLGRIND = "LLMOBS_BENCH_CALLGRIND_DIR"  # set for the copy of this scrip
 SERVER = ("import sys; from llmobs.testing import openai_server as s; "
           "s._Handler.disable_nagle_algorithm = True; sys.exit(s.main(['--port', '0', '--seconds', '900']))")
 
-Rounds = dict[str, dict[str, list[float]]]  # variant -> clock -> seconds per call, one value per round
+Rounds = dict[str, dict[str, list[float]]]  # variant -> clock -> figure per call, one value per round
 
 
-def interleaved(variants: dict[str, Callable[[], Any]], calls: int, rounds: int,
-                before: dict[str, Callable[[], None]] | None = None,
-                after: dict[str, Callable[[], None]] | None = None) -> Rounds:
-    """Run the variants round by round (order flipped each round) and return per-call times on each clock."""
-    result: Rounds = {name: {clock: [] for clock in CLOCKS} for name in variants}
-    names = list(variants)
-    for index in range(rounds):
-        for name in names if index % 2 == 0 else list(reversed(names)):
-            if before and name in before:
-                before[name]()
-            gc.collect()
-            fn = variants[name]
-            wall, thread, process = time.perf_counter(), time.thread_time(), time.process_time()
-            for _ in range(calls):
-                fn()
-            wall, thread = time.perf_counter() - wall, time.thread_time() - thread
-            llmobs.flush(timeout=60)
-            process = time.process_time() - process
-            if after and name in after:
-                after[name]()
-            for clock, value in zip(CLOCKS, (wall, thread, process)):
-                result[name][clock].append(value / calls)
-    return result
+class Clocks:
+    """The timed clocks of one round: wall and calling-thread CPU over the calls, process CPU up to the flush."""
 
+    def start(self, name: str) -> None:
+        self.wall, self.thread, self.process = time.perf_counter(), time.thread_time(), time.process_time()
 
-class Timer:
-    """Times the variants on the three clocks, ``rounds`` interleaved rounds of ``calls`` calls."""
+    def calls_done(self) -> None:
+        self.wall, self.thread = time.perf_counter() - self.wall, time.thread_time() - self.thread
 
-    def __init__(self, calls: int, rounds: int) -> None:
-        self.calls, self.rounds = calls, rounds
-        self.describe = f"{calls} calls x {rounds} rounds"
-
-    def __call__(self, variants: dict[str, Callable[[], Any]], before: dict[str, Callable[[], None]] | None = None,
-                 after: dict[str, Callable[[], None]] | None = None) -> Rounds:
-        return interleaved(variants, self.calls, self.rounds, before, after)
+    def flushed(self) -> dict[str, float]:
+        return {"wall": self.wall, "caller CPU": self.thread, "process CPU": time.process_time() - self.process}
 
 
 CLIENT_REQUESTS = """
@@ -109,53 +84,68 @@ int llmobs_under_valgrind(void) { return RUNNING_ON_VALGRIND; }
 """
 
 
-class Counter:
-    """Counts the calling thread's instructions per call (callgrind), one round of ``calls`` calls per variant.
+class Callgrind:
+    """The calling thread's callgrind counts over the calls (instructions, and estimated cycles with --cache-sim).
 
-    Callgrind's client requests act on the thread that makes them: the count is zeroed before the calls and dumped
-    right after them (before the flush), so the writer thread's work is not in it, as on the caller CPU clock.
+    Callgrind's client requests act on the thread that makes them: the counts are zeroed before the calls and
+    dumped right after them (before the flush), so the writer thread's work is not in them, as on the caller CPU
+    clock. Dump n of this process is the file ``cg.out.<pid>.<n>-01`` (thread 1).
     """
 
-    def __init__(self, calls: int, directory: str) -> None:
-        self.calls, self.directory = calls, Path(directory)
-        self.describe = f"{calls} calls per variant, counted by callgrind"
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
         self.lib = ctypes.CDLL(str(self.directory / "requests.so"))
         if not self.lib.llmobs_under_valgrind():
             raise RuntimeError("--instructions: this copy of the script is not running under valgrind")
         self.dumps = 0
 
+    def start(self, name: str) -> None:
+        self.dumps += 1
+        self.label = f"llmobs-{self.dumps}-{name}"
+        self.lib.llmobs_zero()
+
+    def calls_done(self) -> None:
+        self.lib.llmobs_dump(self.label.encode())
+
+    def flushed(self) -> dict[str, float]:
+        text = (self.directory / f"cg.out.{os.getpid()}.{self.dumps}-01").read_text(errors="replace")
+        names = re.search(r"^events: (.+)$", text, re.MULTILINE)
+        totals = re.search(r"^summary: (.+)$", text, re.MULTILINE)
+        if f"Client Request: {self.label}\n" not in text or not names or not totals:
+            raise RuntimeError(f"dump {self.dumps} in {self.directory} is not the one for {self.label}")
+        events = dict(zip(names.group(1).split(), map(int, totals.group(1).split())))
+        counts: dict[str, float] = {"caller instructions": events["Ir"]}
+        if "I1mr" in events:  # --cache-sim
+            counts["caller est. cycles"] = estimated_cycles(events)
+        return counts
+
+
+class Measure:
+    """Runs the variants in rounds of ``calls`` calls (order flipped each round) and reads ``clocks`` over each."""
+
+    def __init__(self, clocks: Clocks | Callgrind, calls: int, rounds: int, describe: str) -> None:
+        self.clocks, self.calls, self.rounds, self.describe = clocks, calls, rounds, describe
+
     def __call__(self, variants: dict[str, Callable[[], Any]], before: dict[str, Callable[[], None]] | None = None,
                  after: dict[str, Callable[[], None]] | None = None) -> Rounds:
-        result: Rounds = {}
-        for name, fn in variants.items():
-            if before and name in before:
-                before[name]()
-            gc.collect()
-            self.dumps += 1
-            label = f"llmobs-{self.dumps}-{name}"
-            self.lib.llmobs_zero()
-            for _ in range(self.calls):
-                fn()
-            self.lib.llmobs_dump(label.encode())
-            llmobs.flush(timeout=600)
-            if after and name in after:
-                after[name]()
-            events = self._events(label)
-            result[name] = {"caller instructions": [events["Ir"] / self.calls]}
-            if "I1mr" in events:  # --cache-sim
-                result[name]["caller est. cycles"] = [estimated_cycles(events) / self.calls]
+        result: Rounds = {name: {} for name in variants}
+        names = list(variants)
+        for index in range(self.rounds):
+            for name in names if index % 2 == 0 else list(reversed(names)):
+                if before and name in before:
+                    before[name]()
+                gc.collect()
+                fn = variants[name]
+                self.clocks.start(name)
+                for _ in range(self.calls):
+                    fn()
+                self.clocks.calls_done()
+                llmobs.flush(timeout=600)
+                if after and name in after:
+                    after[name]()
+                for clock, value in self.clocks.flushed().items():
+                    result[name].setdefault(clock, []).append(value / self.calls)
         return result
-
-    def _events(self, label: str) -> dict[str, int]:
-        """The event totals (``Ir``, cache misses) of the main thread's dump triggered by ``label``."""
-        for path in self.directory.glob("cg.out.*-01"):
-            text = path.read_text(errors="replace")
-            if f"Client Request: {label}\n" in text:
-                names = re.search(r"^events: (.+)$", text, re.MULTILINE)
-                totals = re.search(r"^summary: (.+)$", text, re.MULTILINE)
-                if names and totals:
-                    return dict(zip(names.group(1).split(), map(int, totals.group(1).split())))
-        raise RuntimeError(f"no callgrind dump for {label} in {self.directory}")
 
 
 def estimated_cycles(events: dict[str, int]) -> int:
@@ -171,7 +161,7 @@ def estimated_cycles(events: dict[str, int]) -> int:
     return events["Ir"] + 10 * first + 100 * last
 
 
-def run_under_callgrind(argv: list[str]) -> int:
+def run_under_callgrind(argv: list[str], cache_sim: bool) -> int:
     """Compile the client requests and run this script again under callgrind; its report is this run's."""
     valgrind, compiler = shutil.which("valgrind"), shutil.which("cc") or shutil.which("gcc")
     if valgrind is None or compiler is None:
@@ -183,7 +173,7 @@ def run_under_callgrind(argv: list[str]) -> int:
     subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(Path(directory) / "requests.so"), str(source)],
                    check=True)
     print(f"counting under callgrind (dumps in {directory}); valgrind runs Python about 50 times slower", flush=True)
-    cache = ["--cache-sim=yes"] if "--cache-sim" in argv else []
+    cache = ["--cache-sim=yes"] if cache_sim else []
     command = [valgrind, "--tool=callgrind", "-q", "--separate-threads=yes", *cache,
                f"--callgrind-out-file={directory}/cg.out.%p", sys.executable, __file__, *argv]
     return subprocess.run(command, env={**os.environ, UNDER_CALLGRIND: directory}).returncode
@@ -279,7 +269,7 @@ def _without_protocol_check() -> tuple[Callable[[], None], Callable[[], None]]:
     return off, on
 
 
-def bench_langchain(measure: Timer | Counter, explain: bool = False) -> None:
+def bench_langchain(measure: Measure, explain: bool = False) -> None:
     """A three-step LCEL chain on a fake chat model: no handler, do-nothing handlers, and llmobs's handler."""
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
     from langchain_core.output_parsers import StrOutputParser
@@ -318,7 +308,7 @@ def bench_langchain(measure: Timer | Counter, explain: bool = False) -> None:
            "(4 spans per traced call)", result, labels, comparisons)
 
 
-def bench_openai(measure: Timer | Counter) -> None:
+def bench_openai(measure: Measure) -> None:
     """chat.completions.create against a local FakeOpenAIServer process, with and without instrument()."""
     import openai
 
@@ -366,9 +356,15 @@ def main() -> None:
     parser.add_argument("--cache-sim", action="store_true",
                         help="with --instructions: also simulate the caches and estimate cycles (about 4x slower)")
     args = parser.parse_args()
+    if args.cache_sim and not args.instructions:
+        parser.error("--cache-sim: counts only; add --instructions")
     if args.instructions and not os.environ.get(UNDER_CALLGRIND):
-        sys.exit(run_under_callgrind(sys.argv[1:]))
-    measure = Counter(args.calls, os.environ[UNDER_CALLGRIND]) if args.instructions else Timer(args.calls, args.rounds)
+        sys.exit(run_under_callgrind(sys.argv[1:], args.cache_sim))
+    if args.instructions:
+        measure = Measure(Callgrind(os.environ[UNDER_CALLGRIND]), args.calls, 1,
+                          f"{args.calls} calls per variant, counted by callgrind")
+    else:
+        measure = Measure(Clocks(), args.calls, args.rounds, f"{args.calls} calls x {args.rounds} rounds")
     tmp = tempfile.mkdtemp()
     llmobs.configure(database_url=f"sqlite:///{tmp}/integrations.db")
     print(f"Python {sys.version.split()[0]}; spans written to a SQLite file in {tmp}")
